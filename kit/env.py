@@ -1,0 +1,170 @@
+"""Where things live and which mode we run in: quick mode, cache and work folders, device and dtype.
+
+Everything that depends on the machine or on an environment variable is decided here, once, so the
+rest of the kit (and every notebook) asks this module instead of reading os.environ itself.
+
+Environment variables (all optional):
+    KIT_QUICK=1        quick mode: few steps, short sequences (CI and `python -m kit course --quick`).
+    KIT_CACHE_DIR      where converted models are cached (default ~/.cache/llm-course-kit).
+    KIT_WORK_DIR       where lessons write runs, adapters and exports (default <repo>/work).
+    KIT_DEVICE         force a device: cpu, cuda, cuda:1, mps.
+    KIT_DTYPE          force a dtype: float32, bfloat16, float16.
+Not here: anything that touches a model or a widget.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def is_quick() -> bool:
+    """True when KIT_QUICK is set to 1/true/yes/on (the one switch for quick mode)."""
+    return os.environ.get("KIT_QUICK", "").strip().lower() in _TRUE
+
+
+def pick(quick: T, full: T) -> T:
+    """Return `quick` in quick mode and `full` otherwise: `max_steps = kit.env.pick(3, 200)`."""
+    return quick if is_quick() else full
+
+
+def mode_banner() -> str:
+    """One line a notebook prints so the reader knows which mode it runs in."""
+    if is_quick():
+        return "QUICK mode (KIT_QUICK=1): few steps and short sequences; numbers are illustrative."
+    return "FULL mode: the real lesson settings (set KIT_QUICK=1 for a fast smoke run)."
+
+
+def repo_root() -> Path:
+    """The repository folder (the one holding pyproject.toml and data/)."""
+    env = os.environ.get("KIT_ROOT")
+    if env:
+        return Path(env).expanduser().resolve()
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").exists():
+        return here
+    for parent in [Path.cwd(), *Path.cwd().parents]:
+        if (parent / "pyproject.toml").exists() and (parent / "kit").is_dir():
+            return parent
+    return Path.cwd()
+
+
+def data_dir() -> Path:
+    """The demo data folder with dataset_info.json."""
+    return repo_root() / "data"
+
+
+def notebooks_dir() -> Path:
+    return repo_root() / "notebooks"
+
+
+def cache_dir() -> Path:
+    """Model cache (outside the repo): KIT_CACHE_DIR or ~/.cache/llm-course-kit."""
+    env = os.environ.get("KIT_CACHE_DIR")
+    path = Path(env).expanduser() if env else Path.home() / ".cache" / "llm-course-kit"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def work_dir() -> Path:
+    """Where lessons write their runs (git-ignored): KIT_WORK_DIR or <repo>/work."""
+    env = os.environ.get("KIT_WORK_DIR")
+    path = Path(env).expanduser() if env else repo_root() / "work"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def pick_device(device: str | None = None) -> str:
+    """cuda if available, else mps, else cpu; `device` or KIT_DEVICE overrides."""
+    import torch
+
+    choice = device or os.environ.get("KIT_DEVICE")
+    if choice:
+        return choice
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(device: str | None = None, dtype=None):
+    """The compute dtype for a device: CUDA bf16 where supported else fp16; MPS fp16; CPU fp32.
+
+    `dtype` (a torch.dtype or a name such as "bfloat16") or KIT_DTYPE overrides.
+    """
+    import torch
+
+    choice = dtype or os.environ.get("KIT_DTYPE")
+    if choice is not None:
+        if isinstance(choice, torch.dtype):
+            return choice
+        name = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "half": "float16"}.get(
+            str(choice), str(choice)
+        )
+        value = getattr(torch, name, None)
+        if not isinstance(value, torch.dtype):
+            raise ValueError(f"dtype {choice!r} is not a torch dtype; use float32, bfloat16 or float16")
+        return value
+    device = pick_device(device)
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.startswith("mps"):
+        return torch.float16
+    return torch.float32
+
+
+@dataclass
+class EnvReport:
+    python: str
+    platform: str
+    device: str
+    dtype: str
+    quick: bool
+    versions: dict
+    cache_dir: str
+    work_dir: str
+
+    def __str__(self) -> str:
+        lines = [
+            f"python     {self.python} on {self.platform}",
+            f"device     {self.device} (compute dtype {self.dtype})",
+            f"mode       {'quick' if self.quick else 'full'}",
+            f"cache_dir  {self.cache_dir}",
+            f"work_dir   {self.work_dir}",
+        ]
+        lines += [f"{name:<13}{version}" for name, version in self.versions.items()]
+        return "\n".join(lines)
+
+
+PACKAGES = ("torch", "transformers", "peft", "trl", "datasets", "bitsandbytes", "accelerate",
+            "gguf", "ipywidgets", "matplotlib", "jupyterlab")
+
+
+def report() -> EnvReport:
+    """What this machine has: Python, device, dtype, mode, folders and library versions."""
+    from importlib import metadata
+
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "MISSING"
+    device = pick_device()
+    return EnvReport(
+        python=platform.python_version(),
+        platform=f"{platform.system()} {platform.machine()}",
+        device=device,
+        dtype=str(pick_dtype(device)).replace("torch.", ""),
+        quick=is_quick(),
+        versions=versions,
+        cache_dir=str(cache_dir()),
+        work_dir=str(work_dir()),
+    )

@@ -1,0 +1,23 @@
+"""Shared fixtures. Tests run in quick mode unless KIT_QUICK is set otherwise."""
+import os
+
+os.environ.setdefault("KIT_QUICK", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def builtin():
+    """(model, tokenizer) of the built-in model on CPU in fp32, loaded once per test session.
+    Tests must not modify it in place (wrap it with peft or deepcopy first)."""
+    from kit import models
+
+    return models.load(models.BUILTIN, device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from kit import models
+
+    return models.load_tokenizer(models.BUILTIN)
