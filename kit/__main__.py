@@ -1,0 +1,61 @@
+"""Command line: `python -m kit <command>` (also installed as `kit`).
+
+    course [--quick] [--out DIR] [--only NN ...]   run the lessons headless (README command 1)
+    train CONFIG.yaml [--overwrite] [--resume]      train from a LLaMA-Factory-style YAML
+    export ...                                      merge a LoRA adapter and export (see --help)
+    serve --model DIR [--port N]                    an OpenAI-style chat API on 127.0.0.1
+    env                                             print what this machine has
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommands implemented in other modules: name -> "module:function(argv) -> int"
+DELEGATED = {
+    "train": "kit.train.cli:main",
+    "export": "kit.export:cli_main",
+    "serve": "kit.serve:cli_main",
+}
+
+
+def _course(argv: list[str]) -> int:
+    from kit import course
+
+    parser = argparse.ArgumentParser(prog="python -m kit course", description="Run every lesson headless.")
+    parser.add_argument("--quick", action="store_true", help="quick mode (KIT_QUICK=1): few steps, short sequences")
+    parser.add_argument("--out", default="build/course", help="output folder (default build/course)")
+    parser.add_argument("--only", nargs="*", help="run only lessons whose file name starts with these (e.g. 00 06)")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    args = parser.parse_args(argv)
+    results = course.run_course(quick=True if args.quick else None, out=args.out, only=args.only,
+                                timeout=args.timeout)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _env(argv: list[str]) -> int:
+    from kit import env
+
+    print(env.report())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"course": _course, "env": _env}
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name in commands:
+        return commands[name](rest)
+    if name in DELEGATED:
+        module, func = DELEGATED[name].split(":")
+        return int(getattr(importlib.import_module(module), func)(rest) or 0)
+    print(f"unknown command {name!r}; choose one of: {', '.join([*commands, *DELEGATED])}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The headless course runner: `python -m kit course [--quick] [--out DIR]`.
+
+Runs every lesson notebook in order, each in a fresh kernel, and writes into the output folder
+(default build/course): the executed notebook, an HTML copy of it, and summary.json with one entry
+per lesson (lesson, seconds, ok, failed cell). A failing lesson does not stop the run; the exit
+status says whether all passed. Not here: the lessons themselves, or any notebook editing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kit import env
+
+
+@dataclass
+class LessonResult:
+    lesson: str
+    seconds: float
+    ok: bool
+    failed_cell: int | None = None       # index of the failing cell in the notebook (0-based)
+    error: str | None = None             # "ErrorName: message" of the failure
+    cell_source: str | None = None       # the first lines of the failing cell
+    outputs: list = field(default_factory=list)  # paths written (ipynb, html)
+
+
+def lessons(folder: str | os.PathLike | None = None) -> list[Path]:
+    """The lesson notebooks in course order (by their NN_ prefix)."""
+    folder = Path(folder) if folder else env.notebooks_dir()
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _failed_cell(nb) -> tuple[int | None, str | None, str | None]:
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                error = f"{output.get('ename')}: {output.get('evalue')}"
+                source = "\n".join(cell.source.splitlines()[:3])
+                return index, error, source
+    return None, None, None
+
+
+def run_lesson(path: Path, out_dir: Path, *, quick: bool, timeout: int = 1800,
+               kernel_name: str = "python3") -> LessonResult:
+    """Execute one notebook in a fresh kernel; write its executed copy and HTML into out_dir."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(path, as_version=4)
+    kernel_env = dict(os.environ)
+    kernel_env["KIT_QUICK"] = "1" if quick else "0"
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    error = None
+    try:
+        client.execute(env=kernel_env)
+    except (CellExecutionError, CellTimeoutError) as exc:
+        error = exc
+    except Exception as exc:  # kernel died, missing kernel spec, ...: still report, keep going
+        error = exc
+    seconds = time.perf_counter() - start
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ipynb_path = out_dir / path.name
+    nbformat.write(nb, ipynb_path)
+    html_path = out_dir / (path.stem + ".html")
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    html_path.write_text(body, encoding="utf-8")
+    index, message, source = _failed_cell(nb)
+    if error is not None and message is None:
+        message = f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
+    return LessonResult(lesson=path.stem, seconds=round(seconds, 1), ok=error is None,
+                        failed_cell=index if error is not None else None,
+                        error=message if error is not None else None,
+                        cell_source=source if error is not None else None,
+                        outputs=[str(ipynb_path), str(html_path)])
+
+
+def run_course(quick: bool | None = None, out: str | os.PathLike = "build/course",
+               only: list[str] | None = None, timeout: int = 1800) -> list[LessonResult]:
+    """Run the lessons in order (all, or those whose name starts with one of `only`)."""
+    quick = env.is_quick() if quick is None else quick
+    out_dir = Path(out)
+    if not out_dir.is_absolute():
+        out_dir = env.repo_root() / out_dir
+    selected = [p for p in lessons() if not only or any(p.name.startswith(o) for o in only)]
+    if not selected:
+        raise FileNotFoundError(f"no lesson notebooks matched {only or 'NN_*.ipynb'} in {env.notebooks_dir()}")
+    results: list[LessonResult] = []
+    print(f"Running {len(selected)} lessons in {'quick' if quick else 'full'} mode -> {out_dir}", flush=True)
+    for path in selected:
+        print(f"  {path.stem} ...", end="", flush=True)
+        result = run_lesson(path, out_dir, quick=quick, timeout=timeout)
+        results.append(result)
+        print(f" {'ok' if result.ok else 'FAILED'} ({result.seconds:.0f} s)", flush=True)
+        summary = {"mode": "quick" if quick else "full", "lessons": [asdict(r) for r in results]}
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(format_summary(results))
+    return results
+
+
+def format_summary(results: list[LessonResult]) -> str:
+    lines = ["", f"{'lesson':<36}{'seconds':>9}  result"]
+    for r in results:
+        lines.append(f"{r.lesson:<36}{r.seconds:>9.1f}  {'ok' if r.ok else 'FAILED'}")
+    failed = [r for r in results if not r.ok]
+    total = sum(r.seconds for r in results)
+    lines.append(f"{len(results)} lessons run in {total:.0f} s: {len(results) - len(failed)} ok, {len(failed)} failed")
+    for r in failed:
+        where = f"cell {r.failed_cell}" if r.failed_cell is not None else "before any cell"
+        lines.append(f"  FAILED {r.lesson}, {where}: {r.error}")
+        if r.cell_source:
+            lines += ["      | " + line for line in r.cell_source.splitlines()]
+    return "\n".join(lines)
