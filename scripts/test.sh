@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh .venv
 export KIT_QUICK=${KIT_QUICK:-1}
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest --nbmake --nbmake-timeout=1800 "$@"

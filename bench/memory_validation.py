@@ -1,0 +1,389 @@
+"""Validate kit.memory.estimate against measured GPU memory (run on a CUDA machine).
+
+    python bench/memory_validation.py --out bench/results            # the full grid
+    python bench/memory_validation.py --smoke --out /tmp/mv           # a handful of cells
+
+Each cell (model x method x seq_len x batch x checkpointing x attention) runs in its own process:
+the model is built from its bundled config facts (kit.memory.architectures) with random weights on
+the GPU, prepared the way LLaMA-Factory prepares it (trainable parameters upcast to fp32, bf16
+autocast, bitsandbytes NF4 + double quantization or LLM.int8 for the linears of the decoder layers,
+LoRA r=8 on all linears, fused AdamW, non-reentrant gradient checkpointing), then runs three steps
+of random tokens (inference: a prefill of seq_len tokens and two decode steps with the KV cache).
+The measured number is `torch.cuda.max_memory_allocated()` during the third step (peak statistics
+reset just before it). max_memory_allocated excludes the CUDA context and the caching allocator's
+reserve, so it is compared with `Breakdown.allocated` (the estimate without `cuda_context`).
+
+Cells run several at a time (each process counts only its own allocations), packed so that their
+estimates fit the card; a cell that fails for lack of memory while sharing is retried alone.
+Models listed in HELD_OUT were never used to choose formulas or constants; the summary reports them
+separately. Writes <out>/memory_validation.csv and <out>/memory_validation_summary.txt.
+Not here: multi-GPU, DeepSpeed/FSDP, flash-attention-2 (not installed on the bench machine).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FIT_MODELS = ["SmolLM2-135M", "Qwen2.5-0.5B", "Qwen2.5-1.5B"]
+HELD_OUT = ["Qwen2.5-3B", "Llama-3.2-1B", "Qwen3-0.6B", "Qwen2.5-7B"]
+TRAIN_METHODS = ["full", "freeze", "lora", "qlora4", "lora8"]
+# method name in the grid -> (kit.memory method, extra settings)
+METHODS = {
+    "inference": ("inference", {}),
+    "full": ("full", {}),
+    "full_bf16": ("full", {"pure_bf16": True}),
+    "freeze": ("freeze", {"freeze_trainable_layers": 2}),
+    "lora": ("lora", {}),
+    "qlora4": ("qlora", {"quantization_bit": 4}),
+    "lora8": ("qlora", {"quantization_bit": 8}),
+}
+FIELDS = ["model", "method", "seq_len", "batch_size", "gradient_checkpointing", "attn_implementation",
+          "held_out", "status", "measured_bytes", "estimated_bytes", "error_pct", "static_bytes",
+          "fwd_saved_bytes", "peak_all_steps_bytes", "trainable_params", "seconds", "gpu", "versions", "note"]
+
+
+def cell_settings(cell: dict) -> tuple[str, dict]:
+    method, extra = METHODS[cell["method"]]
+    settings = dict(batch_size=cell["batch_size"], seq_len=cell["seq_len"],
+                    gradient_checkpointing=cell["gradient_checkpointing"],
+                    attn_implementation=cell["attn_implementation"], **extra)
+    return method, settings
+
+
+def estimate_cell(cell: dict):
+    from kit import memory
+
+    method, settings = cell_settings(cell)
+    return memory.estimate(cell["model"], method, **settings)
+
+
+def grid(smoke: bool = False, models: list[str] | None = None) -> list[dict]:
+    """The cells: every model x method at a spread of shapes, pruned to what fits an 80 GB card."""
+    cells = []
+    shapes_fit = [(512, 1, False), (512, 4, True), (2048, 1, True), (2048, 4, True), (512, 4, False),
+                  (2048, 1, False)]
+    shapes_held = [(512, 1, False), (512, 4, True), (2048, 1, True), (2048, 4, True), (2048, 1, False)]
+    for model in models or FIT_MODELS + HELD_OUT:
+        shapes = shapes_fit if model in FIT_MODELS else shapes_held
+        for method, (seq, batch, ckpt) in itertools.product(TRAIN_METHODS, shapes):
+            cells.append(dict(model=model, method=method, seq_len=seq, batch_size=batch,
+                              gradient_checkpointing=ckpt, attn_implementation="sdpa"))
+        for seq, batch in [(512, 1), (2048, 4)]:
+            cells.append(dict(model=model, method="inference", seq_len=seq, batch_size=batch,
+                              gradient_checkpointing=False, attn_implementation="sdpa"))
+        if model in FIT_MODELS or model == "Qwen3-0.6B":  # eager attention and pure bf16 on a few
+            for method in ("full", "lora"):
+                cells.append(dict(model=model, method=method, seq_len=1024, batch_size=2,
+                                  gradient_checkpointing=False, attn_implementation="eager"))
+            cells.append(dict(model=model, method="full_bf16", seq_len=512, batch_size=4,
+                              gradient_checkpointing=True, attn_implementation="sdpa"))
+    if smoke:
+        pick = [("SmolLM2-135M", m) for m in ["inference", "full", "freeze", "lora", "qlora4", "lora8"]]
+        cells = [c for c in cells if (c["model"], c["method"]) in pick and c["seq_len"] == 512][:12]
+    for cell in cells:
+        cell["held_out"] = cell["model"] in HELD_OUT
+    return cells
+
+
+# ----------------------------------------------------------------------------------- one cell
+
+def _quantize_linears(model, bits: int, double_quantization: bool = True, device: str = "cuda"):
+    """Swap each decoder-layer nn.Linear for a bitsandbytes one, as from_pretrained does.
+
+    embed_tokens, lm_head and the norms stay in bf16 (transformers' bitsandbytes integration skips
+    the output embedding; norms are not linears)."""
+    import bitsandbytes as bnb
+    import torch
+
+    layers = model.model.layers
+    for layer in layers:
+        for parent_name, parent in list(layer.named_modules()):
+            for child_name, child in list(parent.named_children()):
+                if not isinstance(child, torch.nn.Linear):
+                    continue
+                weight = child.weight.data
+                bias = child.bias
+                if bits == 4:
+                    new = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=bias is not None,
+                                            compute_dtype=torch.bfloat16, compress_statistics=double_quantization,
+                                            quant_type="nf4", device="meta")
+                    new.weight = bnb.nn.Params4bit(weight, requires_grad=False, compress_statistics=double_quantization,
+                                                   quant_type="nf4", blocksize=64)
+                else:
+                    new = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=bias is not None,
+                                              has_fp16_weights=False, threshold=6.0, device="meta")
+                    new.weight = bnb.nn.Int8Params(weight, requires_grad=False, has_fp16_weights=False)
+                if bias is not None:
+                    new.bias = torch.nn.Parameter(bias.data, requires_grad=False)
+                if bits == 4:
+                    new = new.to(device)  # Params4bit quantizes on its first move to a device
+                else:
+                    new.weight._quantize(torch.device(device))  # int8 rows + fp32 row scales (SCB)
+                setattr(parent, child_name, new)
+                del child, weight
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+
+def run_cell(cell: dict) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from kit.memory import architectures
+
+    t0 = time.time()
+    facts = architectures.lookup(cell["model"])
+    config = facts.to_hf_config()
+    method = cell["method"]
+    mixed = method != "inference"  # bf16 autocast over fp32 trainable parameters
+    load_dtype = torch.float32 if method == "full" else torch.bfloat16  # full = AMP: fp32 master weights
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = AutoModelForCausalLM.from_config(config, dtype=load_dtype,
+                                                 attn_implementation=cell["attn_implementation"])
+    if method in ("qlora4", "lora8"):
+        _quantize_linears(model, 4 if method == "qlora4" else 8)
+    if cell["gradient_checkpointing"]:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model.config.use_cache = method == "inference"
+    trainable = 0
+    if method == "inference":
+        model.eval()
+        model.requires_grad_(False)
+    else:
+        model.train()
+        if method == "freeze":  # LLaMA-Factory freeze: the last 2 layers train (all their parameters)
+            model.requires_grad_(False)
+            for layer in model.model.layers[-2:]:
+                layer.requires_grad_(True)
+        elif method in ("lora", "qlora4", "lora8"):
+            from peft import LoraConfig, get_peft_model
+
+            model.requires_grad_(False)
+            lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
+                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                              "down_proj"])
+            model = get_peft_model(model, lora)
+        for p in model.parameters():  # LLaMA-Factory casts trainable parameters to fp32 (not pure_bf16)
+            if p.requires_grad and p.dtype != torch.float32 and method != "full_bf16":
+                p.data = p.data.float()
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5, fused=True) if params else None
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    ids = torch.randint(0, facts.vocab_size, (cell["batch_size"], cell["seq_len"]), device="cuda", generator=gen)
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    static = torch.cuda.memory_allocated()
+    fwd_saved = None
+    measured = None
+    if method == "inference":
+        with torch.no_grad():
+            past = None
+            step_ids = ids
+            for step in range(3):
+                if step == 2:
+                    torch.cuda.synchronize()
+                    torch.cuda.reset_peak_memory_stats()
+                out = model(input_ids=step_ids, past_key_values=past, use_cache=True, logits_to_keep=1)
+                past = out.past_key_values
+                step_ids = out.logits[:, -1:].argmax(-1)
+                del out
+            torch.cuda.synchronize()
+            measured = torch.cuda.max_memory_allocated()
+    else:
+        for step in range(3):
+            if step == 2:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+                before = torch.cuda.memory_allocated()
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=mixed):
+                loss = model(input_ids=ids, labels=ids).loss
+            if step == 2:
+                fwd_saved = torch.cuda.memory_allocated() - before
+            loss.backward()
+            del loss
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        measured = torch.cuda.max_memory_allocated()
+    return dict(status="ok", measured_bytes=measured, static_bytes=static, fwd_saved_bytes=fwd_saved,
+                trainable_params=trainable, seconds=round(time.time() - t0, 1),
+                peak_all_steps_bytes=torch.cuda.memory_stats().get("allocated_bytes.all.peak"))
+
+
+# ----------------------------------------------------------------------------------- driver
+
+def versions() -> str:
+    from importlib import metadata
+
+    out = []
+    for name in ("torch", "transformers", "peft", "bitsandbytes"):
+        try:
+            out.append(f"{name}={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{name}=missing")
+    return " ".join(out)
+
+
+def launch(cell: dict) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="2", TOKENIZERS_PARALLELISM="false")
+    return subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(cell)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def collect(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate()
+    for line in reversed(out.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    tail = err.strip().splitlines()[-3:] if err else []
+    oom = "OutOfMemory" in err or "out of memory" in err
+    return dict(status="oom" if oom else "error", note=" | ".join(tail)[-400:])
+
+
+def summarize(rows: list[dict]) -> str:
+    lines = []
+    ok = [r for r in rows if r["status"] == "ok" and r.get("estimated_bytes")]
+    for label, group in [("all", ok), ("fit models", [r for r in ok if not r["held_out"]]),
+                         ("held-out models", [r for r in ok if r["held_out"]])]:
+        errs = [abs(r["error_pct"]) for r in group]
+        if not errs:
+            lines.append(f"{label:16s} no cells")
+            continue
+        lines.append(f"{label:16s} cells={len(errs):3d}  median|err|={statistics.median(errs):5.2f}%  "
+                     f"mean|err|={statistics.mean(errs):5.2f}%  max|err|={max(errs):5.2f}%  "
+                     f"within5%={sum(e <= 5 for e in errs)}  within8%={sum(e <= 8 for e in errs)}")
+    by_method = {}
+    for r in ok:
+        by_method.setdefault(r["method"], []).append(abs(r["error_pct"]))
+    for m, errs in by_method.items():
+        lines.append(f"  method {m:10s} cells={len(errs):3d} median={statistics.median(errs):5.2f}% max={max(errs):5.2f}%")
+    failed = [r for r in rows if r["status"] != "ok"]
+    lines.append(f"failed or skipped cells: {len(failed)}")
+    for r in failed:
+        lines.append(f"  {r['model']} {r['method']} s={r['seq_len']} b={r['batch_size']} "
+                     f"ckpt={r['gradient_checkpointing']}: {r['status']} {r.get('note', '')[:200]}")
+    worst = sorted(ok, key=lambda r: -abs(r["error_pct"]))[:8]
+    lines.append("worst cells:")
+    for r in worst:
+        lines.append(f"  {r['model']:13s} {r['method']:9s} s={r['seq_len']:4d} b={r['batch_size']} "
+                     f"ckpt={int(r['gradient_checkpointing'])} {r['attn_implementation']:5s} "
+                     f"measured={r['measured_bytes'] / 2**30:7.3f} GiB est={r['estimated_bytes'] / 2**30:7.3f} GiB "
+                     f"err={r['error_pct']:+.2f}%")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--smoke", action="store_true", help="a few small cells only")
+    parser.add_argument("--models", nargs="*", help="restrict to these bundled models")
+    parser.add_argument("--jobs", type=int, default=8, help="cells run at once")
+    parser.add_argument("--budget-gib", type=float, default=70.0, help="estimated GiB allowed at once")
+    parser.add_argument("--deadline", type=float, default=520.0, help="seconds; no new cell starts after")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        cell = json.loads(args.worker)
+        print("RESULT " + json.dumps(run_cell(cell)), flush=True)
+        return 0
+
+    import torch
+
+    start = time.time()
+    gpu = torch.cuda.get_device_name(0)
+    card_gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+    vers = versions()
+    cells = grid(args.smoke, args.models)
+    for cell in cells:
+        try:
+            cell["estimated_bytes"] = estimate_cell(cell).allocated
+        except Exception as exc:  # report, keep going: the measurement is still worth having
+            cell["estimated_bytes"] = None
+            cell["note"] = f"estimate failed: {exc}"
+    budget = min(args.budget_gib, card_gib - 6)
+    cells = [c for c in cells if not c["estimated_bytes"] or c["estimated_bytes"] / 2**30 < card_gib - 4]
+    pending = sorted(cells, key=lambda c: -(c["estimated_bytes"] or 0))
+    running: list[tuple[subprocess.Popen, dict, float]] = []
+    retry_alone: list[dict] = []
+    rows: list[dict] = []
+
+    def size(c):
+        return (c["estimated_bytes"] or 20 * 2**30) / 2**30 * 1.15 + 1.0
+
+    def finish(cell, result):
+        row = {k: cell.get(k) for k in FIELDS}
+        row.update(result)
+        row.update(gpu=gpu, versions=vers)
+        if row["status"] == "ok" and cell.get("estimated_bytes"):
+            row["error_pct"] = round(100 * (cell["estimated_bytes"] - row["measured_bytes"]) / row["measured_bytes"], 3)
+        rows.append(row)
+        print(f"[{time.time() - start:5.0f}s] {cell['model']:13s} {cell['method']:9s} s={cell['seq_len']:4d} "
+              f"b={cell['batch_size']} ckpt={int(cell['gradient_checkpointing'])} {cell['attn_implementation']:5s} "
+              f"{row['status']:5s} measured={(row.get('measured_bytes') or 0) / 2**30:7.3f} "
+              f"est={(cell.get('estimated_bytes') or 0) / 2**30:7.3f} err={row.get('error_pct')}", flush=True)
+
+    while pending or running:
+        late = time.time() - start > args.deadline
+        if late:
+            for cell in pending:
+                finish(cell, dict(status="skipped", note="deadline reached before this cell started"))
+            pending = []
+        used = sum(size(c) for _, c, _ in running)
+        launched = False
+        for cell in list(pending):
+            alone = cell.get("_alone")
+            if len(running) < args.jobs and (used + size(cell) <= budget or not running) and not (alone and running):
+                running.append((launch(cell), cell, time.time()))
+                pending.remove(cell)
+                used += size(cell)
+                launched = True
+                if alone:
+                    break
+        for item in list(running):
+            proc, cell, _ = item
+            if proc.poll() is not None:
+                running.remove(item)
+                result = collect(proc)
+                if result["status"] == "oom" and len(running) + 1 > 1 and not cell.get("_alone"):
+                    cell["_alone"] = True
+                    pending.append(cell)
+                    continue
+                finish(cell, result)
+        if not launched:
+            time.sleep(0.2)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    key = lambda r: (r["held_out"], r["model"], r["method"], r["seq_len"], r["batch_size"], r["gradient_checkpointing"])
+    rows.sort(key=key)
+    with open(out / "memory_validation.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = (f"kit.memory validation on {gpu} ({card_gib:.1f} GiB); {vers}\n"
+               f"measured: torch.cuda.max_memory_allocated during step 3; compared with Breakdown.allocated\n"
+               f"fit models: {', '.join(FIT_MODELS)}; held-out: {', '.join(HELD_OUT)}\n"
+               + summarize(rows) + f"\nwall time {time.time() - start:.0f} s\n")
+    (out / "memory_validation_summary.txt").write_text(summary)
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

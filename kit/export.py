@@ -1,0 +1,403 @@
+"""Merge a LoRA adapter into its base model and export a folder that plain Transformers loads.
+
+    report = kit.export.merge_and_save("work/06_identity/adapter", "work/11_export/merged")
+    print(report)          # files, shards, stop tokens, and the merged-vs-adapter logit check
+
+What `merge_and_save` guarantees (LLaMA-Factory's `llamafactory-cli export`, made checked):
+- the base is loaded in its own precision (config `dtype`) and never quantized: a QLoRA adapter is
+  merged into the un-quantized base ("Cannot merge adapters to a quantized model" cannot happen);
+  a base folder that is itself pre-quantized is refused with a clear error;
+- W' = W + (alpha / r) * B @ A is folded into every adapted layer (peft `merge_and_unload`, with
+  its NaN check), then the logits of the merged model are compared with the adapter model's on
+  sample prompts; the largest absolute difference is reported and must stay within `tolerance`;
+- safetensors shards no larger than `export_size` GB, the tokenizer with the *training* template
+  as its chat template (Template.to_jinja), a generation config whose `eos_token_id` lists the
+  template's stop tokens, optionally an Ollama Modelfile and an 8-/4-bit bitsandbytes copy;
+- an existing `export_dir` is never overwritten unless `overwrite=True`; files are written to a
+  temporary folder first, so a failed export leaves nothing half-written.
+
+Option names follow LLaMA-Factory's export arguments (`export_dir`, `export_size`,
+`export_quantization_bit`, `model_name_or_path`, `template`). Left out: GPTQ/AWQ quantization with a
+calibration set, pushing to a hub, GGUF conversion (Ollama imports safetensors itself).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+SAMPLE_PROMPTS = ("Who are you?", "What is the capital of France?", "Write one sentence about the sea.")
+# Largest merged-vs-adapter logit difference accepted, per precision. fp32 is exact up to
+# summation order; half precisions round W + BA once more (the bf16 step at |W| ~ 1 is 2**-8).
+TOLERANCE = {"float32": 1e-4, "float16": 5e-2, "bfloat16": 2.5e-1}
+
+
+class ExportError(RuntimeError):
+    """The export cannot be done as asked (the message says what to change)."""
+
+
+@dataclass
+class ExportConfig:
+    """Settings of one export. The field default and help text are the only copy of each."""
+
+    model_name_or_path: str | None = field(default=None, metadata={"help": "the base model; default: base_model_name_or_path from adapter_config.json"})
+    template: str | None = field(default=None, metadata={"help": "kit.templates name used in training; default: the training run's, else the built-in model's, else the tokenizer's own chat template"})
+    export_size: float | str = field(default=5, metadata={"help": "largest safetensors shard, in GB (LLaMA-Factory export_size) or a string such as '200MB'"})
+    export_quantization_bit: int | None = field(default=None, metadata={"help": "also quantize the merged model with bitsandbytes: 8 or 4 (None = full precision only)"})
+    ollama_modelfile: bool = field(default=True, metadata={"help": "write an Ollama Modelfile (FROM . + the chat template as a Go template + stop words)"})
+    verify: bool = field(default=True, metadata={"help": "compare merged and adapter logits on sample prompts before writing anything"})
+    verify_prompts: tuple = field(default=SAMPLE_PROMPTS, metadata={"help": "user messages used for the logit check"})
+    tolerance: float | None = field(default=None, metadata={"help": "largest accepted max |logit difference|; default by dtype: fp32 1e-4, fp16 5e-2, bf16 2.5e-1"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing export_dir (otherwise refuse)"})
+
+    def validate(self) -> "ExportConfig":
+        if self.export_quantization_bit not in (None, 4, 8):
+            raise ExportError(f"export_quantization_bit={self.export_quantization_bit!r}: use None, 8 or 4 (bitsandbytes)")
+        if isinstance(self.export_size, (int, float)) and self.export_size <= 0:
+            raise ExportError(f"export_size={self.export_size!r} GB must be > 0")
+        return self
+
+    @property
+    def max_shard_size(self) -> str:
+        return self.export_size if isinstance(self.export_size, str) else f"{int(self.export_size * 1000)}MB"
+
+
+@dataclass
+class ExportReport:
+    export_dir: str
+    base: str
+    template: str | None
+    dtype: str
+    files: list[str]
+    shards: list[str]
+    stop_words: list[str]
+    eos_token_id: list[int]
+    max_abs_logit_diff: float | None
+    tolerance: float | None
+    quantization_bit: int | None = None
+    quantized_max_abs_logit_diff: float | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.max_abs_logit_diff is not None and self.max_abs_logit_diff <= self.tolerance
+
+    def __str__(self) -> str:
+        check = ("not checked" if self.max_abs_logit_diff is None else
+                 f"max |merged - adapter| logit = {self.max_abs_logit_diff:.2e} (tolerance {self.tolerance:.0e}): "
+                 + ("OK" if self.verified else "FAILED"))
+        lines = [f"exported to  {self.export_dir}", f"base         {self.base} ({self.dtype})",
+                 f"template     {self.template or 'the tokenizer own'}", f"stop words   {self.stop_words} -> eos_token_id {self.eos_token_id}",
+                 f"shards       {len(self.shards)}: {', '.join(self.shards)}", f"files        {', '.join(self.files)}",
+                 f"verification {check}"]
+        if self.quantization_bit:
+            lines.append(f"quantized    {self.quantization_bit}-bit bitsandbytes; max |quantized - adapter| logit = "
+                         f"{self.quantized_max_abs_logit_diff:.3f}")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+def read_adapter_config(adapter_dir) -> dict:
+    path = Path(adapter_dir) / "adapter_config.json"
+    if not path.exists():
+        raise ExportError(f"{adapter_dir} is not a LoRA adapter folder: {path.name} is missing")
+    return json.loads(path.read_text())
+
+
+def training_template(adapter_dir) -> str | None:
+    """The template a kit training run recorded next to (or above) its adapter, if any."""
+    import yaml
+
+    for folder in (Path(adapter_dir), Path(adapter_dir).parent):
+        for name in ("kit_config.yaml", "llamafactory_config.yaml"):
+            path = folder / name
+            if path.exists():
+                data = yaml.safe_load(path.read_text()) or {}
+                if isinstance(data, dict) and data.get("template"):
+                    return str(data["template"])
+    return None
+
+
+def _resolve_template(config: ExportConfig, adapter_dir, base: str):
+    from kit import models
+
+    name = config.template or training_template(adapter_dir)
+    if name is None and (models.is_builtin(base) or Path(base).resolve() == models.builtin_dir().resolve()):
+        name = models.BUILTIN_TEMPLATE
+    if name is None:
+        return None
+    from kit import templates
+
+    return templates.get(name)
+
+
+def prompt_batch(tokenizer, prompts, template=None) -> list[list[int]]:
+    from kit.chat import encode_prompt
+
+    return [encode_prompt(tokenizer, [{"role": "user", "content": p}], template) for p in prompts]
+
+
+def logits_on(model, batch: list[list[int]]):
+    """Logits of each prompt (one forward pass each, no padding to get in the way): list of tensors."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for ids in batch:
+            tensor = torch.tensor([ids], device=model.device)
+            out.append(model(input_ids=tensor).logits[0].float().cpu())
+    return out
+
+
+def max_abs_diff(left, right) -> float:
+    return max(float((a - b).abs().max()) for a, b in zip(left, right))
+
+
+def ollama_modelfile(tokenizer, system: str | None, stops: list[str]) -> str:
+    """An Ollama Modelfile for the folder it sits in, derived from the tokenizer's chat template.
+
+    The template is rendered with marker contents (system, user, assistant, one turn each) and cut
+    into blocks, which become a Go template over `.Messages` (Ollama's format). Needs a template that
+    renders a conversation by appending blocks (true of ChatML, Llama 3, Qwen and most others).
+    """
+    marks = {"system": "@@KIT_SYSTEM@@", "user": "@@KIT_USER@@", "assistant": "@@KIT_ASSISTANT@@"}
+    convo = [{"role": r, "content": c} for r, c in marks.items()]
+
+    def render(n, gen=False):
+        return tokenizer.apply_chat_template(convo[:n], tokenize=False, add_generation_prompt=gen)
+
+    r1, r2, r3 = render(1), render(2), render(3)
+    gen = render(2, gen=True)
+    if not (r2.startswith(r1) and r3.startswith(r2) and gen.startswith(r2)):
+        raise ExportError("the chat template does not render a conversation block by block; "
+                          "write the Ollama Modelfile by hand (ollama_modelfile=False)")
+    system_block = r1.replace(marks["system"], "{{ .System }}")
+    user_block = r2[len(r1):].replace(marks["user"], "{{ .Content }}")
+    assistant_block = r3[len(r2):].replace(marks["assistant"], "{{ .Content }}")
+    generation = gen[len(r2):]
+    go = ("{{- if .System }}" + system_block + "{{ end }}"
+          "{{- range $i, $_ := .Messages }}{{- $last := eq (len (slice $.Messages $i)) 1 }}"
+          '{{- if eq .Role "user" }}' + user_block + "{{ if $last }}" + generation + "{{ end }}"
+          '{{- else if eq .Role "assistant" }}' + assistant_block + "{{ end }}{{ end }}")
+    lines = ["# Ollama Modelfile written by kit.export: `ollama create NAME -f Modelfile` in this folder", "",
+             "FROM .", "", f'TEMPLATE """{go}"""', ""]
+    if system:
+        lines += [f'SYSTEM """{system}"""', ""]
+    lines += [f'PARAMETER stop "{word}"' for word in stops]
+    return "\n".join(lines) + "\n"
+
+
+def _default_system(template, tokenizer) -> str | None:
+    system = getattr(template, "default_system", None)
+    if system:
+        return system
+    # the tokenizer's own template: render one user turn and read back what it put as system
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "@@KIT_USER@@"}], tokenize=False)
+    with_sys = tokenizer.apply_chat_template([{"role": "system", "content": "@@KIT_SYSTEM@@"},
+                                              {"role": "user", "content": "@@KIT_USER@@"}], tokenize=False)
+    head, _, tail = with_sys.partition("@@KIT_SYSTEM@@")
+    if text.startswith(head) and tail and tail in text:
+        return text[len(head): text.index(tail, len(head))] or None
+    return None
+
+
+def _check_target(export_dir: Path, adapter_dir: Path, overwrite: bool) -> None:
+    if export_dir.exists() and (not export_dir.is_dir() or any(export_dir.iterdir())):
+        if not overwrite:
+            raise FileExistsError(f"export_dir {export_dir} already exists and is not empty; pass overwrite=True "
+                                  "(--overwrite) to replace it, or choose another folder")
+        if export_dir.resolve() in [adapter_dir.resolve(), *adapter_dir.resolve().parents]:
+            raise ExportError(f"export_dir {export_dir} holds the adapter {adapter_dir}; overwriting it would delete it")
+
+
+# ---------------------------------------------------------------------------------------- merge
+
+def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
+    """Merge the LoRA adapter in `adapter_dir` into its base and save a plain model in `export_dir`.
+
+    Options are ExportConfig fields (model_name_or_path, template, export_size, export_quantization_bit,
+    ollama_modelfile, verify, verify_prompts, tolerance, overwrite). Returns an ExportReport.
+    """
+    import torch
+    from peft import PeftModel
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from kit import models
+    from kit.chat import stop_token_ids, stop_words
+
+    allowed = {f.name for f in fields(ExportConfig)}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise TypeError(f"merge_and_save got unknown option(s) {unknown}; allowed: {sorted(allowed)}")
+    config = ExportConfig(**options).validate()
+    adapter_dir, export_dir = Path(adapter_dir), Path(export_dir)
+    adapter_config = read_adapter_config(adapter_dir)
+    _check_target(export_dir, adapter_dir, config.overwrite)
+
+    base_name = config.model_name_or_path or adapter_config.get("base_model_name_or_path")
+    if not base_name:
+        raise ExportError(f"{adapter_dir}/adapter_config.json names no base model; pass model_name_or_path")
+    base = models.resolve(base_name)
+    base_config = AutoConfig.from_pretrained(base)
+    if getattr(base_config, "quantization_config", None):
+        raise ExportError(f"the base {base_name} is a quantized checkpoint ({base_config.quantization_config}); "
+                          "an adapter cannot be merged into quantized weights. Point model_name_or_path at the "
+                          "un-quantized (16/32-bit) base the adapter was trained from.")
+    dtype = getattr(base_config, "dtype", None) or torch.float32
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    dtype_name = str(dtype).replace("torch.", "")
+
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base)
+    template = _resolve_template(config, adapter_dir, base_name)
+    # un-quantized base in its own precision, on CPU (merging needs no accelerator)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, device_map=None)
+    if template is not None:  # as in training: EOS = the template's first stop word where it says so
+        from kit import templates
+
+        templates.fix_tokenizer(template, tokenizer)
+        if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+            raise ExportError(f"template {template.name!r} adds tokens the base model has no embeddings for; "
+                              "export from a training run that saved its tokenizer and resized embeddings")
+        tokenizer.chat_template = template.to_jinja(tokenizer)
+    words, eos_ids = stop_words(template, tokenizer), stop_token_ids(template, tokenizer)
+    model = PeftModel.from_pretrained(model, str(adapter_dir)).eval()
+    batch = prompt_batch(tokenizer, config.verify_prompts, template) if config.verify else []
+    adapter_logits = logits_on(model, batch) if batch else None
+    merged = model.merge_and_unload(safe_merge=True)
+    tolerance = config.tolerance if config.tolerance is not None else TOLERANCE.get(dtype_name, 1e-4)
+    diff = None
+    if adapter_logits is not None:
+        diff = max_abs_diff(adapter_logits, logits_on(merged, batch))
+        if diff > tolerance:
+            raise ExportError(f"merged and adapter logits differ by up to {diff:.3e} on {list(config.verify_prompts)} "
+                              f"(tolerance {tolerance:.0e} for {dtype_name}); nothing was written")
+
+    generation_config = merged.generation_config
+    generation_config.eos_token_id = eos_ids if len(eos_ids) > 1 else eos_ids[0]
+    generation_config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    merged.config.use_cache = True
+
+    export_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}.partial-", dir=export_dir.parent))
+    quantized_diff = None
+    try:
+        merged.save_pretrained(tmp, max_shard_size=config.max_shard_size, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if config.export_quantization_bit:
+            quantized_diff = _quantize_folder(tmp, config.export_quantization_bit, adapter_logits, batch)
+        if config.ollama_modelfile:
+            (tmp / "Modelfile").write_text(ollama_modelfile(tokenizer, _default_system(template, tokenizer), words))
+        if export_dir.exists():
+            shutil.rmtree(export_dir) if export_dir.is_dir() else export_dir.unlink()
+        tmp.rename(export_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    files = sorted(p.name for p in export_dir.iterdir())
+    return ExportReport(
+        export_dir=str(export_dir), base=str(base_name), template=getattr(template, "name", None), dtype=dtype_name,
+        files=files, shards=[f for f in files if f.endswith(".safetensors")], stop_words=words,
+        eos_token_id=eos_ids, max_abs_logit_diff=diff, tolerance=tolerance if diff is not None else None,
+        quantization_bit=config.export_quantization_bit, quantized_max_abs_logit_diff=quantized_diff)
+
+
+def _quantize_folder(folder: Path, bits: int, adapter_logits, batch) -> float | None:
+    """Replace the full-precision weights in `folder` by a bitsandbytes 8-/4-bit copy."""
+    from transformers import AutoModelForCausalLM
+
+    from kit import models
+
+    qconfig = models.quantization_config(bits)
+    quantized = AutoModelForCausalLM.from_pretrained(folder, quantization_config=qconfig, device_map={"": "cpu"})
+    diff = max_abs_diff(adapter_logits, logits_on(quantized, batch)) if adapter_logits is not None else None
+    for old in list(folder.glob("*.safetensors")) + list(folder.glob("*.safetensors.index.json")):
+        old.unlink()
+    quantized.save_pretrained(folder, safe_serialization=True)
+    return diff
+
+
+# ------------------------------------------------------------------------------ fresh reload
+
+_RELOAD_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    folder, messages, max_new_tokens = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    new = out[0, inputs["input_ids"].shape[1]:]
+    print(json.dumps({"prompt_ids": inputs["input_ids"][0].tolist(), "answer_ids": new.tolist(),
+                      "answer": tokenizer.decode(new, skip_special_tokens=True).strip(),
+                      "dtype": str(model.dtype), "eos_token_id": model.generation_config.eos_token_id}))
+""")
+
+
+def reload_and_chat(export_dir, messages: list[dict] | str, max_new_tokens: int = 32, timeout: float = 600) -> dict:
+    """Load `export_dir` in a fresh Python process with plain transformers (no kit, no peft) and
+    answer greedily through its own chat template. Returns {"answer", "prompt_ids", "answer_ids",
+    "dtype", "eos_token_id"}: proof that the folder works on its own."""
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    cmd = [sys.executable, "-c", _RELOAD_SCRIPT, str(export_dir), json.dumps(messages), str(max_new_tokens)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise ExportError(f"reloading {export_dir} in a fresh process failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------- CLI
+
+def cli_main(argv: list[str] | None = None) -> int:
+    """`python -m kit export [merge.yaml] --adapter_name_or_path DIR --export_dir DIR [...]`.
+
+    The YAML takes LLaMA-Factory's export keys (model_name_or_path, adapter_name_or_path, template,
+    export_dir, export_size, export_quantization_bit); flags override it.
+    """
+    import yaml
+
+    parser = argparse.ArgumentParser(prog="python -m kit export", description="Merge a LoRA adapter into its base and export it.")
+    parser.add_argument("config", nargs="?", help="a LLaMA-Factory-style export YAML (optional)")
+    parser.add_argument("--adapter_name_or_path", help="the LoRA adapter folder")
+    parser.add_argument("--export_dir", help="where to write the merged model")
+    for f in fields(ExportConfig):
+        if f.name in ("verify_prompts", "verify", "overwrite", "ollama_modelfile"):
+            continue
+        kind = {"export_quantization_bit": int, "tolerance": float}.get(f.name, str)
+        parser.add_argument(f"--{f.name}", type=kind, default=None, help=f.metadata["help"])
+    parser.add_argument("--no_verify", action="store_true", help="skip the merged-vs-adapter logit check")
+    parser.add_argument("--no_modelfile", action="store_true", help="do not write an Ollama Modelfile")
+    parser.add_argument("--overwrite", action="store_true", help=ExportConfig.__dataclass_fields__["overwrite"].metadata["help"])
+    args = parser.parse_args(argv)
+
+    settings = {}
+    if args.config:
+        settings = yaml.safe_load(Path(args.config).read_text()) or {}
+    for key, value in vars(args).items():
+        if key != "config" and value not in (None, False):
+            settings[key] = value
+    adapter, export_dir = settings.pop("adapter_name_or_path", None), settings.pop("export_dir", None)
+    if not adapter or not export_dir:
+        parser.error("both adapter_name_or_path and export_dir are needed (flags or YAML keys)")
+    options = {k: v for k, v in settings.items() if k in ExportConfig.__dataclass_fields__}
+    if isinstance(options.get("export_size"), str) and options["export_size"].replace(".", "", 1).isdigit():
+        options["export_size"] = float(options["export_size"])
+    options["verify"] = not settings.get("no_verify", False)
+    options["ollama_modelfile"] = not settings.get("no_modelfile", False)
+    ignored = sorted(set(settings) - set(options) - {"no_verify", "no_modelfile", "finetuning_type", "stage"})
+    if ignored:
+        print(f"note: ignoring keys the kit's export does not use: {ignored}", file=sys.stderr)
+    try:
+        print(merge_and_save(adapter, export_dir, **options))
+    except (ExportError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,12 @@
+"""The memory calculator: `kit.memory.estimate(model, method, **settings) -> Breakdown`.
+
+`architectures` holds config facts of popular models and exact parameter counts; `estimate` the
+byte accounting; `compare` the method comparison, GPU fit verdicts, largest batch/length search and
+the LLaMA-Factory README table. Widgets live in kit.ui.memory.
+"""
+from kit.memory.architectures import ARCHITECTURES, ArchFacts, facts, lookup, names
+from kit.memory.estimate import (COMPONENTS, GIB, METHODS, Breakdown, MemorySettings, estimate,
+                                 quant_constant_bytes)
+
+__all__ = ["ARCHITECTURES", "ArchFacts", "Breakdown", "COMPONENTS", "GIB", "METHODS", "MemorySettings",
+           "estimate", "facts", "lookup", "names", "quant_constant_bytes"]

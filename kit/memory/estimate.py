@@ -1,0 +1,406 @@
+"""GPU memory of inference and fine-tuning, from config facts: `estimate(model, method, **settings)`.
+
+The estimate is the peak of `torch.cuda.max_memory_allocated()` (every byte PyTorch's allocator hands
+out) plus a stated CUDA context. It follows what PyTorch keeps alive, tensor by tensor:
+
+* static: weights by dtype; bitsandbytes NF4 (0.5 byte/param) with its absmax constants, 8-bit
+  LLM.int8 (1 byte/param) with fp32 row scales; embeddings, lm_head and norms stay 16-bit;
+  trainable weights upcast to fp32 (LLaMA-Factory does this unless pure_bf16); LoRA A/B matrices.
+* optimizer: AdamW keeps exp_avg and exp_avg_sq in the parameter's dtype (2 x 4 bytes for fp32);
+  bitsandbytes 8-bit AdamW keeps 1 byte each plus one fp32 absmax per 256 values.
+* activations: the tensors autograd saves, per layer, listed in `_layer_saved_bytes`, for the exact
+  code paths of transformers 5 (RMSNorm upcasts to fp32; autocast casts fp32 inputs once per linear;
+  peft casts LoRA inputs to the adapter dtype; bitsandbytes 8-bit saves its input; 4-bit does not).
+  Gradient checkpointing (non-reentrant) keeps each layer's input and recomputes one layer at a time.
+* logits / loss: transformers upcasts the logits to fp32 for the loss; the peak is at the start of
+  the backward pass: saved log-softmax + its gradient + the logits' gradient, 12 bytes x tokens x vocab.
+* peak: training memory is not one sum. The peak is the largest of a few moments of one step
+  (end of forward, start of backward, lm_head backward, a recomputed layer, end of backward), each a
+  sum of what is alive then; `Breakdown` reports the components at the winning moment.
+
+Sources: bitsandbytes `functional.quantize_4bit` (blocksize 64, double quantization blocksize 256)
+and `int8_vectorwise_quant`; Dettmers et al. 2023 (QLoRA) section 2; torch.optim.AdamW;
+Korthikanti et al. 2022 "Reducing Activation Recomputation" (the per-layer accounting method);
+transformers `loss_utils.ForCausalLMLoss` (fp32 upcast). A few constants (allocator workspace,
+backward working buffers) were fitted on measured cells of three models; see bench/memory_validation.py.
+Not here: multi-GPU sharding (DeepSpeed/FSDP), flash-attention-2 package, vision towers, packing,
+paged optimizers, torch.compile. Mixture-of-experts activations are approximate (dense-equivalent).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from kit.memory.architectures import ArchFacts, facts
+
+GIB = 2**30  # bytes
+METHODS = ("inference", "full", "freeze", "lora", "qlora")
+LORA_TARGETS_ALL = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}  # bytes/value
+
+# ---- constants (bytes). Measured or fitted on the fit models (SmolLM2-135M, Qwen2.5-0.5B/1.5B), H100.
+CUDA_CONTEXT = 512 * 2**20         # CUDA context + kernels, outside max_memory_allocated (typ. 0.4-0.6 GiB)
+WORKSPACE = 40 * 2**20             # cuBLAS/cuBLASLt workspaces taken through PyTorch's allocator (fitted)
+BWD_WORK_I = 6.0                   # backward working buffers of one layer, bytes per token per intermediate unit
+BWD_WORK_H = 8.0                   # ... per hidden unit
+INFER_WORK_I = {None: 6.0, 4: 6.0, 8: 8.0}  # prefill working set of one MLP, bytes/token/intermediate unit
+INFER_WORK_H = 8.0                 # prefill working set, bytes/token/hidden unit (residual, norm temporaries)
+NF4_BLOCK = 64                     # values per absmax block (bitsandbytes 4-bit default)
+DQ_BLOCK = 256                     # absmax values per second-level block (double quantization)
+ADAM8_BLOCK = 256                  # values per absmax block in bitsandbytes 8-bit optimizers
+ADAM8_MIN_SIZE = 4096              # bitsandbytes keeps tensors with fewer values in 32-bit states
+
+
+@dataclass
+class MemorySettings:
+    """Everything besides the model that memory depends on. Names follow LLaMA-Factory's arguments."""
+    dtype: str = field(default="bfloat16", metadata={"help": "compute dtype: bfloat16, float16 or float32"})
+    quantization_bit: int | None = field(default=None, metadata={"help": "None, 8 (LLM.int8) or 4 (NF4) bitsandbytes weights"})
+    double_quantization: bool = field(default=True, metadata={"help": "quantize the 4-bit absmax constants again (QLoRA)"})
+    batch_size: int = field(default=1, metadata={"help": "sequences per step (per_device_train_batch_size)"})
+    seq_len: int = field(default=1024, metadata={"help": "tokens per sequence (cutoff_len); context length for inference"})
+    gradient_checkpointing: bool = field(default=True, metadata={"help": "recompute each layer in backward (LLaMA-Factory default on)"})
+    optimizer: str = field(default="adamw_torch", metadata={"help": "adamw_torch or adamw_8bit (bitsandbytes)"})
+    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa (flash kernel, no seq x seq matrix) or eager"})
+    lora_rank: int = field(default=8, metadata={"help": "LoRA rank r"})
+    lora_target: str | tuple = field(default="all", metadata={"help": "'all' linear layers or a list such as ['q_proj', 'v_proj']"})
+    freeze_trainable_layers: int = field(default=2, metadata={"help": "freeze: how many last layers train"})
+    pure_bf16: bool = field(default=False, metadata={"help": "full: keep weights, grads and Adam states in bf16 (no fp32 master)"})
+    max_new_tokens: int = field(default=0, metadata={"help": "inference: generated tokens added to the KV cache"})
+
+    def validate(self) -> "MemorySettings":
+        def bad(name, value, allowed):
+            raise ValueError(f"setting {name}={value!r} is not allowed; expected {allowed}")
+
+        if self.dtype not in DTYPE_BYTES:
+            bad("dtype", self.dtype, "bfloat16, float16 or float32")
+        if self.quantization_bit not in (None, 4, 8):
+            bad("quantization_bit", self.quantization_bit, "None, 8 or 4")
+        for name in ("batch_size", "seq_len", "lora_rank"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                bad(name, getattr(self, name), "an integer >= 1")
+        if self.optimizer not in ("adamw_torch", "adamw_8bit", "adamw_bnb_8bit", "adamw_torch_fused"):
+            bad("optimizer", self.optimizer, "adamw_torch or adamw_8bit")
+        if self.attn_implementation not in ("sdpa", "eager", "flash_attention_2"):
+            bad("attn_implementation", self.attn_implementation, "sdpa, eager or flash_attention_2")
+        targets = self.targets()
+        unknown = [t for t in targets if t not in LORA_TARGETS_ALL]
+        if unknown:
+            bad("lora_target", self.lora_target, f"'all' or names from {', '.join(LORA_TARGETS_ALL)}")
+        if self.freeze_trainable_layers < 1:
+            bad("freeze_trainable_layers", self.freeze_trainable_layers, "an integer >= 1")
+        return self
+
+    def targets(self) -> tuple[str, ...]:
+        if self.lora_target in ("all", None):
+            return LORA_TARGETS_ALL
+        if isinstance(self.lora_target, str):
+            return tuple(t.strip() for t in self.lora_target.split(",") if t.strip())
+        return tuple(self.lora_target)
+
+    @property
+    def eight_bit_adam(self) -> bool:
+        return self.optimizer in ("adamw_8bit", "adamw_bnb_8bit")
+
+
+COMPONENTS = ("weights", "quant_constants", "trainable", "weight_copies", "gradients", "optimizer_states",
+              "activations", "logits_loss", "kv_cache", "workspace", "cuda_context")
+
+
+@dataclass
+class Breakdown:
+    """Bytes alive at the peak, by component. `total` includes the CUDA context; `allocated` does not
+    (it is what torch.cuda.max_memory_allocated reports)."""
+    model: str
+    method: str
+    weights: int = 0           # frozen/base weights as stored (fp32, bf16, int8 or packed 4-bit)
+    quant_constants: int = 0   # bitsandbytes absmax / row scales
+    trainable: int = 0         # trainable adapter weights (LoRA A/B); full/freeze: counted in weights
+    weight_copies: int = 0     # bf16 copies of fp32 weights that autocast keeps for backward
+    gradients: int = 0
+    optimizer_states: int = 0
+    activations: int = 0       # tensors saved for backward (or, for inference, the prefill working set)
+    logits_loss: int = 0       # logits, fp32 upcast, log-softmax and their gradients
+    kv_cache: int = 0
+    workspace: int = 0         # cuBLAS workspaces and backward working buffers
+    cuda_context: int = 0
+    peak_at: str = ""          # which moment of the step the components describe
+    num_params: int = 0
+    trainable_params: int = 0
+    settings: MemorySettings | None = None
+
+    @property
+    def allocated(self) -> int:
+        return sum(getattr(self, c) for c in COMPONENTS if c != "cuda_context")
+
+    @property
+    def total(self) -> int:
+        return self.allocated + self.cuda_context
+
+    @property
+    def total_gib(self) -> float:
+        return self.total / GIB
+
+    def as_dict(self, unit: str = "GiB") -> dict:
+        scale = GIB if unit == "GiB" else 1
+        out = {c: getattr(self, c) / scale for c in COMPONENTS}
+        out["total"] = self.total / scale
+        return out
+
+    def __str__(self) -> str:
+        rows = [f"{self.model} / {self.method}: {self.total_gib:.2f} GiB (peak at {self.peak_at})"]
+        rows += [f"  {c:<17}{getattr(self, c) / GIB:9.3f} GiB" for c in COMPONENTS if getattr(self, c)]
+        return "\n".join(rows)
+
+
+# ------------------------------------------------------------------------------- static parts
+
+def quant_constant_bytes(num_values: int, bits: int, double_quantization: bool = True, out_features: int = 0) -> int:
+    """Bytes of bitsandbytes quantization constants for one weight matrix.
+
+    4-bit: one absmax per 64 values, fp32 (4 bytes) or, with double quantization, uint8 (1 byte) plus
+    one fp32 absmax per 256 blocks and a 256-entry fp32 code table; NF4 adds a 16-entry fp32 code.
+    8-bit: one fp32 scale per output row (LLM.int8 vector-wise quantization)."""
+    if bits == 8:
+        return 4 * out_features
+    blocks = -(-num_values // NF4_BLOCK)
+    if not double_quantization:
+        return 4 * blocks + 16 * 4
+    return blocks + 4 * -(-blocks // DQ_BLOCK) + 256 * 4 + 16 * 4
+
+
+def _lora_params(arch: ArchFacts, s: MemorySettings) -> int:
+    """LoRA A (r x in) and B (out x r) for every targeted linear of every layer."""
+    shapes = arch.linear_shapes()
+    per_layer = sum(s.lora_rank * (i + o) * n for name, (i, o, n) in shapes.items() if name in s.targets())
+    return per_layer * arch.num_hidden_layers
+
+
+def _adam_bytes(num_params: int, param_bytes: int, s: MemorySettings, tensor_sizes: list[int] | None = None) -> int:
+    """AdamW states: 2 x param dtype (torch); 8-bit: 2 x 1 byte + 2 fp32 absmax per 256 (tensors >= 4096)."""
+    if not s.eight_bit_adam:
+        return 2 * param_bytes * num_params
+    sizes = tensor_sizes or [num_params]
+    total = 0
+    for n in sizes:
+        total += 2 * (n + 4 * -(-n // ADAM8_BLOCK)) if n >= ADAM8_MIN_SIZE else 2 * 4 * n
+    return total
+
+
+# ------------------------------------------------------------------------------- activations
+
+def _norm_saved(x_bytes: int, weight_trains: bool, weight_bytes: int) -> tuple[float, int]:
+    """RMSNorm (transformers): x.to(fp32) -> x * rsqrt(mean(x^2)) -> weight * h.to(x.dtype).
+
+    Returns (bytes saved per hidden unit per token, bytes of its output). The fp32 upcast is saved
+    (it is `x` itself when x is already fp32); with a trainable weight the normalised h is saved too."""
+    saved = 4.0
+    if weight_trains:
+        saved += x_bytes
+    out_bytes = max(x_bytes, weight_bytes)  # type promotion: fp32 weight * bf16 h -> fp32
+    return saved, out_bytes
+
+
+def _layer_saved_bytes(arch: ArchFacts, s: MemorySettings, regime: str, seq_len: int) -> float:
+    """Bytes autograd saves in one decoder layer, per token.
+
+    regime: 'amp' (fp32 weights, bf16 autocast), 'bf16' (pure bf16 full), 'freeze' (fp32 trainable layer
+    in a bf16 model), 'lora' (bf16 base + fp32 adapters), 'qlora' (bitsandbytes base + adapters).
+    Each linear either saves nothing (frozen weight), its input tensor (shared by linears that read
+    it), or its own bf16 copy (autocast or peft casting an input). MLP: SiLU saves its input, the
+    product saves both factors."""
+    H, Q, K, I = arch.hidden_size, arch.q_dim, arch.kv_dim, arch.intermediate_size
+    n_heads = arch.num_attention_heads
+    targets = set(s.targets()) if regime in ("lora", "qlora") else set()
+    r = s.lora_rank
+    stream = 4 if regime == "amp" else 2                   # residual stream dtype (bytes)
+    norm_w = {"amp": 4, "bf16": 2, "freeze": 4}.get(regime, 2)
+    norm_trains = regime in ("amp", "bf16", "freeze")
+    lora_copies = regime == "lora" and not s.pure_bf16     # peft casts x to fp32, autocast back: a copy
+    bits = s.quantization_bit if regime == "qlora" else None
+
+    def linear_inputs(names: list[str], width: int, in_bytes: int) -> float:
+        """Saved bytes per token for linears sharing one input of `width` values of `in_bytes`."""
+        shared = False
+        copies = 0
+        for name in names:
+            trains = regime in ("amp", "bf16", "freeze")
+            if trains:
+                if in_bytes == 4:      # autocast casts an fp32 input anew for each linear
+                    copies += 1
+                else:
+                    shared = True
+            if bits == 8:              # bitsandbytes MatMul8bitLt saves its input A
+                shared = True
+            if name in targets:
+                if lora_copies:
+                    copies += 1
+                else:
+                    shared = True
+                # A's output (r values, bf16) is saved for B
+        lora_out = sum(2 * r for name in names if name in targets)
+        return (2 * width if shared else 0) + 2 * width * copies + lora_out
+
+    saved, y_bytes = _norm_saved(stream, norm_trains, norm_w)
+    total = saved * H
+    total += linear_inputs(["q_proj", "k_proj", "v_proj"], H, y_bytes)
+    if arch.has_qk_norm:  # per-head RMSNorm on q and k: fp32 upcasts saved
+        total += 4 * (Q + K) + (2 * (Q + K) if norm_trains else 0)
+    if s.attn_implementation == "eager":
+        kv_rep = 2 * Q if arch.num_key_value_heads != n_heads else 2 * K
+        # q, repeated k and v, fp32 softmax output, its bf16 copy (saved by probs @ v), output
+        total += 2 * Q + 2 * kv_rep + (4 + 2) * n_heads * seq_len
+    else:  # sdpa flash/efficient kernel: q, k, v, output and fp32 logsumexp per head
+        total += 2 * Q + 2 * K + 2 * K + 2 * Q + 4 * n_heads
+    total += linear_inputs(["o_proj"], Q, 2)
+    saved, y_bytes = _norm_saved(stream, norm_trains, norm_w)
+    total += saved * H
+    total += linear_inputs(["gate_proj", "up_proj"], H, y_bytes)
+    total += 3 * 2 * I  # SiLU input, SiLU output and up output (bf16), saved by silu and the product
+    total += linear_inputs(["down_proj"], I, 2)
+    if arch.num_local_experts > 1:  # routed experts: each token's MLP tensors once per chosen expert
+        total += (arch.num_experts_per_tok - 1) * 8 * I + 4 * arch.num_local_experts
+    return total
+
+
+# ------------------------------------------------------------------------------- the estimate
+
+def estimate(model, method: str, **settings) -> Breakdown:
+    """Peak GPU memory of `method` on `model`, as a `Breakdown` of bytes.
+
+    model: a bundled name (kit.memory.names()), a transformers config or config dict, or a loaded model.
+    method: 'inference', 'full', 'freeze', 'lora' or 'qlora' (qlora = lora on quantization_bit 4 or 8).
+    settings: the fields of MemorySettings (dtype, quantization_bit, batch_size, seq_len,
+    gradient_checkpointing, optimizer, attn_implementation, lora_rank, lora_target,
+    freeze_trainable_layers, double_quantization, pure_bf16, max_new_tokens).
+
+    >>> estimate("Qwen2.5-7B", "qlora", seq_len=1024).total_gib  # doctest: +SKIP
+    """
+    if method not in METHODS:
+        raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
+    known = {f.name for f in fields(MemorySettings)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise TypeError(f"unknown setting(s) {', '.join(unknown)}; settings are {', '.join(sorted(known))}")
+    if method == "qlora" and settings.get("quantization_bit") is None:
+        settings["quantization_bit"] = 4
+    if method in ("full", "freeze") and settings.get("quantization_bit"):
+        raise ValueError(f"quantization_bit={settings['quantization_bit']} needs method 'lora'/'qlora' or "
+                         f"'inference': bitsandbytes weights cannot be trained directly ({method})")
+    s = MemorySettings(**settings).validate()
+    if method == "lora" and s.quantization_bit:
+        method = "qlora"
+    arch = facts(model)
+    if s.dtype in ("float32", "fp32") and method != "inference":
+        raise ValueError("dtype=float32 training is not modelled; use bfloat16 or float16 (mixed precision)")
+    return _estimate(arch, method, s)
+
+
+def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
+    L, H, V, I = arch.num_hidden_layers, arch.hidden_size, arch.vocab_size, arch.intermediate_size
+    T = s.batch_size * s.seq_len                    # tokens per step
+    n_params = arch.num_params()
+    linear = arch.layer_linear_params() * L         # what bitsandbytes quantizes
+    other = n_params - linear                       # embeddings, lm_head, norms, biases (stay 16-bit)
+    compute = DTYPE_BYTES[s.dtype]                  # 2 for bf16/fp16
+    bits = s.quantization_bit if method in ("inference", "qlora") else None
+    b = Breakdown(model=arch.name, method=method, settings=s, num_params=n_params, workspace=WORKSPACE,
+                  cuda_context=CUDA_CONTEXT)
+
+    # --- weights (bytes) and quantization constants
+    if bits:
+        b.weights = int(linear * bits / 8) + other * compute
+        shapes = arch.linear_shapes().values()
+        b.quant_constants = L * sum(n * quant_constant_bytes(i * o, bits, s.double_quantization, o)
+                                    for i, o, n in shapes)
+    elif method == "full" and not s.pure_bf16:
+        b.weights = 4 * n_params                    # fp32 master weights (AMP)
+    else:
+        b.weights = compute * n_params
+
+    if method == "inference":
+        ctx = s.seq_len + s.max_new_tokens
+        b.kv_cache = 2 * L * s.batch_size * ctx * arch.kv_dim * compute   # K and V, per layer
+        b.activations = int(T * (INFER_WORK_I[bits] * I * max(1, arch.num_experts_per_tok) + INFER_WORK_H * H))
+        if bits == 4:   # one weight de-quantized to bf16 for the prefill matmul
+            b.activations += 2 * max(i * o for i, o, _ in arch.linear_shapes().values())
+        b.logits_loss = 4 * s.batch_size * V       # last position's logits
+        b.peak_at = "prefill of the last layer (KV cache of the whole context)"
+        return b
+
+    # --- trainable parameters, their dtype, gradients and optimizer states
+    trainable_bytes = 2 if s.pure_bf16 else 4       # LLaMA-Factory upcasts trainable params to fp32
+    layer_params = arch.layer_linear_params() + arch.layer_other_params()
+    if method == "full":
+        n_train = n_params
+        regime = "bf16" if s.pure_bf16 else "amp"
+        copies = 0 if s.pure_bf16 else 2 * (linear + (V * H))   # autocast bf16 copies of linears + lm_head
+        sizes = None
+    elif method == "freeze":
+        k = min(s.freeze_trainable_layers, L)
+        n_train = k * layer_params
+        regime = "freeze"
+        b.weights = compute * (n_params - n_train) + trainable_bytes * n_train
+        copies = 0 if s.pure_bf16 else 2 * k * arch.layer_linear_params()
+        sizes = None
+    else:
+        n_train = _lora_params(arch, s)
+        regime = "qlora" if method == "qlora" else "lora"
+        b.trainable = trainable_bytes * n_train
+        copies = 0 if s.pure_bf16 else 2 * n_train
+        sizes = [s.lora_rank * d for i, o, n in arch.linear_shapes().values() for d in (i, o)]
+    b.trainable_params = n_train
+    grads_all = trainable_bytes * n_train if method != "full" or not s.pure_bf16 else 2 * n_train
+    if method == "full":
+        grads_all = (2 if s.pure_bf16 else 4) * n_params
+    states = _adam_bytes(n_train, trainable_bytes if method != "full" else (2 if s.pure_bf16 else 4), s, sizes)
+
+    # --- activations (bytes saved for backward)
+    per_layer = T * _layer_saved_bytes(arch, s, regime, s.seq_len)
+    stream = 4 if regime == "amp" else 2
+    if method == "freeze":
+        n_act_layers = min(s.freeze_trainable_layers, L)
+    else:
+        n_act_layers = L
+    if s.gradient_checkpointing:
+        ckpt_inputs = T * stream * H * (L if method != "freeze" else L)   # each layer's input kept
+        saved_layers = ckpt_inputs
+    else:
+        saved_layers = per_layer * n_act_layers
+    final_norm, _ = _norm_saved(stream, method == "full", stream)
+    head_in = (2 * H * T) if method == "full" else 0  # lm_head saves its (bf16) input when it trains
+    acts = saved_layers + T * final_norm * H + head_in
+    bwd_work = T * (BWD_WORK_I * I + BWD_WORK_H * H)
+    dequant = 2 * max(i * o for i, o, _ in arch.linear_shapes().values()) if bits else 0
+    lm_grad = 0
+    if method == "full":   # lm_head weight gradient: bf16 from the matmul, then fp32 (.grad) under AMP
+        lm_grad = 2 * V * H + (0 if s.pure_bf16 else 4 * V * H)
+
+    static = b.weights + b.quant_constants + b.trainable
+    ckpt_copies = (2 * V * H if method == "full" and not s.pure_bf16 else 0) if s.gradient_checkpointing else copies
+    moments = {
+        # inside forward, at the log-softmax: autocast's cache still holds every bf16 weight copy
+        "end of forward": dict(weight_copies=copies, activations=acts, logits_loss=10 * T * V),
+        # log-softmax backward: saved fp32 log-probs + their gradient + the fp32 logits' gradient
+        "start of backward": dict(weight_copies=ckpt_copies, activations=acts, logits_loss=12 * T * V),
+        "lm_head backward": dict(weight_copies=ckpt_copies, activations=acts, logits_loss=2 * T * V,
+                                 gradients=lm_grad),
+        "end of backward": dict(gradients=grads_all + (4 * V * H if method == "full" and arch.tie_word_embeddings
+                                                       else 0)),
+    }
+    if s.gradient_checkpointing:
+        moments["recomputed top layer"] = dict(
+            weight_copies=copies // max(L, 1), activations=acts - T * stream * H + per_layer,
+            workspace=bwd_work + dequant, gradients=lm_grad)
+    else:
+        moments["top layer backward"] = dict(
+            weight_copies=ckpt_copies, activations=acts, workspace=bwd_work + dequant, gradients=lm_grad)
+
+    def size(m):
+        return sum(m.values())
+
+    name, best = max(moments.items(), key=lambda kv: size(kv[1]))
+    b.peak_at = name
+    b.optimizer_states = states
+    for key, value in best.items():
+        setattr(b, key, getattr(b, key) + int(value) if key == "workspace" else int(value))
+    return b

@@ -1,0 +1,480 @@
+"""Training settings as dataclasses whose field names are LLaMA-Factory's argument names.
+
+`TrainConfig` is flat, like a LLaMA-Factory YAML (`config.lora_rank`, `config.cutoff_len`), and is
+made of parts (`ModelArguments`, `DataArguments`, `FinetuningArguments`, `TrainingArguments`,
+`GeneratingArguments`) that the training panel shows as groups. Each field carries its default and
+its help text once, in `metadata`: "help" (English), "label"/"label_zh" (panel labels), "choices" or
+"min"/"max" (what `validate()` and the panel check).
+
+    cfg = TrainConfig.from_yaml("llama3_lora_sft.yaml")   # LLaMA-Factory's examples, as they are
+    cfg.unknown_keys        # keys this kit does not use (also warned about; kept in cfg.extra)
+    cfg.validate()          # ConfigError naming field, value and allowed range
+    print(cfg.command_preview())   # the llamafactory-cli equivalent
+
+Not here: anything that loads a model or trains (kit.train.runner), widgets (kit.ui.train).
+Left out of LLaMA-Factory's arguments: OFT, PiSSA, BAdam, APOLLO, LLaMA-Pro, DeepSpeed/FSDP, multimodal
+and inference-backend settings; they land in `extra` with a warning instead of being dropped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STAGES = ("sft", "pt", "rm", "dpo", "kto", "ppo")
+BUILTIN_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what LLaMA-Factory needs for our built-in model
+
+# LLaMA-Factory / transformers keys renamed over the years -> today's name
+ALIASES = {"evaluation_strategy": "eval_strategy"}
+
+
+class ConfigError(ValueError):
+    """A setting is wrong: the message names the field, the value and what is allowed."""
+
+
+def _f(default, help: str, label: str, label_zh: str, **meta):
+    """A dataclass field with its default, help text, labels and range in one place."""
+    metadata = {"help": help, "label": label, "label_zh": label_zh, **meta}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = _f("smollm2-135m-instruct", "Model to fine-tune: the built-in name, a local "
+                                 "folder or a Hugging Face id.", "Model", "模型名称或路径")
+    adapter_name_or_path: str | None = _f(None, "LoRA adapter folder(s) to start from (comma-separated; all "
+                                          "but the last are merged).", "Adapter path", "适配器路径")
+    trust_remote_code: bool = _f(False, "Allow model code from the hub (not needed for the built-in model).",
+                                 "Trust remote code", "信任远程代码")
+    quantization_bit: int | None = _f(None, "Load the base model in 4 or 8 bits with bitsandbytes (QLoRA); "
+                                      "LoRA only.", "Quantization bit", "量化等级", choices=[None, 8, 4])
+    quantization_method: str = _f("bitsandbytes", "Quantization library (this kit supports bitsandbytes).",
+                                  "Quantization method", "量化方法", choices=["bitsandbytes"])
+    quantization_type: str = _f("nf4", "4-bit data type: nf4 (QLoRA's NormalFloat) or fp4.",
+                                "Quantization type", "量化数据类型", choices=["nf4", "fp4"])
+    double_quantization: bool = _f(True, "Quantize the 4-bit scales too (QLoRA's double quantization).",
+                                   "Double quantization", "双重量化")
+    flash_attn: str = _f("auto", "Attention implementation: auto, disabled (eager), sdpa or fa2 "
+                         "(flash-attention 2, CUDA only).", "Flash attention", "加速方式",
+                         choices=["auto", "disabled", "sdpa", "fa2"])
+    disable_gradient_checkpointing: bool = _f(True, "Turn gradient checkpointing off. LLaMA-Factory's default "
+                                              "is False (on: less memory, ~30% slower); the kit defaults to "
+                                              "True because the built-in model is tiny.",
+                                              "Disable gradient checkpointing", "禁用梯度检查点")
+
+
+@dataclass
+class DataArguments:
+    template: str = _f("smollm2", "Chat template name (kit.templates); must match the model.",
+                       "Template", "对话模板")
+    dataset: str | None = _f(None, "Training dataset name(s) from dataset_info.json, comma-separated.",
+                             "Dataset", "数据集")
+    eval_dataset: str | None = _f(None, "Evaluation dataset name(s), comma-separated.",
+                                  "Eval dataset", "验证数据集")
+    dataset_dir: str = _f("data", "Folder holding dataset_info.json (relative paths: the current folder, "
+                          "then the repository).", "Data dir", "数据路径")
+    cutoff_len: int = _f(2048, "Maximum tokens per example after encoding (longer ones are cut).",
+                         "Cutoff length", "截断长度", min=4, max=1_000_000)
+    max_samples: int | None = _f(None, "Use at most this many rows of each dataset.", "Max samples",
+                                 "最大样本数", min=1)
+    val_size: float = _f(0.0, "Share (0-1) or number (>=1) of training rows held out for evaluation.",
+                         "Val size", "验证集比例", min=0.0)
+    train_on_prompt: bool = _f(False, "Also compute the loss on the prompt tokens (labels not masked).",
+                               "Train on prompt", "学习提示词")
+    mask_history: bool = _f(False, "Train only on the last assistant turn of each conversation.",
+                            "Mask history", "不学习历史对话")
+    packing: bool = _f(False, "Concatenate several examples into one cutoff_len sequence.",
+                       "Packing", "序列打包")
+
+
+@dataclass
+class FinetuningArguments:
+    stage: str = _f("sft", "Training stage: pt, sft, rm, ppo, dpo or kto.", "Stage", "训练阶段",
+                    choices=list(STAGES))
+    finetuning_type: str = _f("lora", "full: every weight; freeze: the last layers only; lora: small "
+                              "low-rank adapters.", "Finetuning method", "微调方法",
+                              choices=["lora", "freeze", "full"])
+    freeze_trainable_layers: int = _f(2, "Freeze: how many layers train (positive: the last n, negative: "
+                                      "the first n).", "Trainable layers", "可训练层数", min=-1000, max=1000)
+    freeze_trainable_modules: str = _f("all", "Freeze: modules inside those layers that train "
+                                       "(comma-separated, e.g. mlp,self_attn; all = every module).",
+                                       "Trainable modules", "可训练模块")
+    freeze_extra_modules: str | None = _f(None, "Freeze: other modules that train too (e.g. embed_tokens,norm).",
+                                          "Extra modules", "额外模块")
+    lora_rank: int = _f(8, "LoRA rank r: the inner size of the B·A update.", "LoRA rank", "LoRA 秩",
+                        min=1, max=4096)
+    lora_alpha: int | None = _f(None, "LoRA alpha: the update is scaled by alpha/r (default 2·r).",
+                                "LoRA alpha", "LoRA 缩放系数", min=1)
+    lora_dropout: float = _f(0.0, "Dropout on the LoRA input.", "LoRA dropout", "LoRA 随机丢弃",
+                             min=0.0, max=0.999)
+    lora_target: str = _f("all", "Modules that get LoRA adapters (comma-separated, e.g. q_proj,v_proj; "
+                          "all = every linear layer).", "LoRA modules", "LoRA 作用模块")
+    additional_target: str | None = _f(None, "Other modules that train fully and are saved with the "
+                                       "adapter (e.g. embed_tokens).", "Additional modules", "附加模块")
+    use_rslora: bool = _f(False, "rsLoRA: scale by alpha/sqrt(r) instead of alpha/r.", "Use rsLoRA",
+                          "使用 rslora")
+    use_dora: bool = _f(False, "DoRA: learn a magnitude and a direction (weight-decomposed LoRA).",
+                        "Use DoRA", "使用 DoRA")
+    use_galore: bool = _f(False, "GaLore: full training with low-rank projected gradients (needs "
+                          "galore-torch).", "Use GaLore", "使用 GaLore")
+    galore_target: str = _f("all", "GaLore: linear modules it applies to (comma-separated or all).",
+                            "GaLore modules", "GaLore 作用模块")
+    galore_rank: int = _f(16, "GaLore: rank of the projected gradients.", "GaLore rank", "GaLore 秩",
+                          min=1)
+    galore_update_interval: int = _f(200, "GaLore: steps between projection updates.",
+                                     "GaLore update interval", "GaLore 更新间隔", min=1)
+    galore_scale: float = _f(2.0, "GaLore: scale of the projected update.", "GaLore scale",
+                             "GaLore 缩放系数", min=0.0)
+    galore_proj_type: str = _f("std", "GaLore: projection type.", "GaLore projection", "GaLore 投影类型",
+                               choices=["std", "reverse_std", "right", "left", "full"])
+    galore_layerwise: bool = _f(False, "GaLore: update layer by layer (less memory; no gradient "
+                                "accumulation).", "GaLore layerwise", "GaLore 逐层更新")
+    pure_bf16: bool = _f(False, "Train purely in bf16 (weights bf16, no mixed precision).", "Pure bf16",
+                         "纯 bf16")
+    plot_loss: bool = _f(True, "Save the loss curve as training_loss.png in output_dir.", "Plot loss",
+                         "绘制损失曲线")
+    # preference / RL stages (rm, dpo, kto, ppo)
+    pref_beta: float = _f(0.1, "DPO/KTO beta: how far the policy may move from the reference.",
+                          "Beta", "Beta 参数", min=0.0)
+    pref_ftx: float = _f(0.0, "Weight of an added SFT loss in DPO.", "Ftx gamma", "Ftx gamma", min=0.0)
+    pref_loss: str = _f("sigmoid", "DPO loss type.", "Loss type", "损失类型",
+                        choices=["sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"])
+    dpo_label_smoothing: float = _f(0.0, "cDPO label smoothing (0-0.5).", "Label smoothing", "标签平滑",
+                                    min=0.0, max=0.5)
+    simpo_gamma: float = _f(0.5, "SimPO target reward margin.", "SimPO gamma", "SimPO gamma", min=0.0)
+    kto_chosen_weight: float = _f(1.0, "KTO weight of desirable answers.", "KTO chosen weight",
+                                  "KTO 正样本权重", min=0.0)
+    kto_rejected_weight: float = _f(1.0, "KTO weight of undesirable answers.", "KTO rejected weight",
+                                    "KTO 负样本权重", min=0.0)
+    ref_model: str | None = _f(None, "Reference model for DPO/KTO/PPO (default: the model before training).",
+                               "Reference model", "参考模型")
+    ref_model_adapters: str | None = _f(None, "Adapters of the reference model.", "Reference adapters",
+                                        "参考模型适配器")
+    ref_model_quantization_bit: int | None = _f(None, "Quantize the reference model (4 or 8 bits).",
+                                                "Reference quantization", "参考模型量化", choices=[None, 8, 4])
+    reward_model: str | None = _f(None, "Reward model (or adapter) for PPO.", "Reward model", "奖励模型")
+    reward_model_adapters: str | None = _f(None, "Adapters of the reward model.", "Reward adapters",
+                                           "奖励模型适配器")
+    reward_model_quantization_bit: int | None = _f(None, "Quantize the reward model (4 or 8 bits).",
+                                                   "Reward quantization", "奖励模型量化", choices=[None, 8, 4])
+    reward_model_type: str = _f("lora", "Reward model kind for PPO.", "Reward model type", "奖励模型类型",
+                                choices=["lora", "full", "api"])
+    ppo_buffer_size: int = _f(1, "PPO mini-batches per experience buffer.", "PPO buffer size",
+                              "PPO 缓冲区大小", min=1)
+    ppo_epochs: int = _f(4, "PPO epochs per optimisation step.", "PPO epochs", "PPO 轮数", min=1)
+    ppo_score_norm: bool = _f(False, "Normalise PPO scores.", "Score norm", "归一化分数")
+    ppo_target: float = _f(6.0, "Target KL for PPO's adaptive KL control.", "PPO target KL",
+                           "PPO 目标 KL", min=0.0)
+    ppo_whiten_rewards: bool = _f(False, "Whiten PPO rewards.", "Whiten rewards", "白化奖励")
+
+
+@dataclass
+class TrainingArguments:
+    output_dir: str = _f("", "Folder for checkpoints, logs, the adapter/model and the loss plot.",
+                         "Output dir", "输出目录")
+    overwrite_output_dir: bool = _f(False, "Delete an existing output_dir before training.",
+                                    "Overwrite output dir", "覆盖输出目录")
+    resume_from_checkpoint: str | None = _f(None, "Checkpoint folder to continue from.",
+                                            "Resume from checkpoint", "断点路径")
+    do_train: bool = _f(True, "Train (the kit always does; kept for LLaMA-Factory YAMLs).", "Do train",
+                        "执行训练")
+    learning_rate: float = _f(5e-5, "Peak learning rate of AdamW.", "Learning rate", "学习率",
+                              min=1e-12, max=1.0)
+    num_train_epochs: float = _f(3.0, "Passes over the training data (ignored when max_steps > 0).",
+                                 "Epochs", "训练轮数", min=0.0)
+    max_steps: int = _f(-1, "Optimizer steps to run; -1 means use num_train_epochs.", "Max steps",
+                        "最大步数", min=-1)
+    per_device_train_batch_size: int = _f(2, "Examples per forward pass on each device.", "Batch size",
+                                          "批处理大小", min=1)
+    per_device_eval_batch_size: int = _f(2, "Examples per evaluation forward pass.", "Eval batch size",
+                                         "验证批处理大小", min=1)
+    gradient_accumulation_steps: int = _f(8, "Forward passes whose gradients add up before one optimizer "
+                                          "step (effective batch = batch size x this).",
+                                          "Gradient accumulation", "梯度累积", min=1)
+    lr_scheduler_type: str = _f("cosine", "How the learning rate changes over training.", "LR scheduler",
+                                "学习率调节器",
+                                choices=["linear", "cosine", "cosine_with_restarts", "polynomial",
+                                         "constant", "constant_with_warmup", "inverse_sqrt",
+                                         "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay"])
+    warmup_ratio: float = _f(0.0, "Share of steps spent warming the learning rate up from 0.", "Warmup ratio",
+                             "预热比例", min=0.0, max=0.999)
+    warmup_steps: float = _f(0, "Warm-up steps (overrides warmup_ratio when > 0).", "Warmup steps",
+                             "预热步数", min=0)
+    max_grad_norm: float = _f(1.0, "Clip the gradient norm to this (0 = no clipping).", "Max grad norm",
+                              "最大梯度范数", min=0.0)
+    weight_decay: float = _f(0.0, "AdamW weight decay.", "Weight decay", "权重衰减", min=0.0)
+    optim: str = _f("adamw_torch", "Optimizer name (transformers); GaLore sets its own.", "Optimizer",
+                    "优化器")
+    neftune_noise_alpha: float | None = _f(None, "NEFTune: noise added to embeddings during training "
+                                           "(e.g. 5); None = off.", "NEFTune alpha", "NEFTune 噪声参数",
+                                           min=0.0)
+    logging_steps: int = _f(5, "Log the loss every n steps.", "Logging steps", "日志间隔", min=1)
+    save_steps: int = _f(100, "Save a checkpoint every n steps.", "Save steps", "保存间隔", min=1)
+    save_total_limit: int | None = _f(None, "Keep at most this many checkpoints.", "Save total limit",
+                                      "最多保存检查点", min=1)
+    eval_strategy: str = _f("no", "When to evaluate: no, steps or epoch.", "Eval strategy", "验证策略",
+                            choices=["no", "steps", "epoch"])
+    eval_steps: int | None = _f(None, "Evaluate every n steps (default: logging_steps).", "Eval steps",
+                                "验证间隔", min=1)
+    seed: int = _f(42, "Random seed (data order, LoRA init, dropout).", "Seed", "随机种子", min=0)
+    report_to: str = _f("tensorboard", "Where logs also go: none, tensorboard, wandb, mlflow or swanlab.",
+                        "Report to", "启用外部记录", choices=["none", "tensorboard", "wandb", "mlflow",
+                                                               "swanlab", "all"])
+    bf16: bool = _f(False, "bf16 mixed precision (recent GPUs).", "bf16", "bf16 混合精度")
+    fp16: bool = _f(False, "fp16 mixed precision (older GPUs).", "fp16", "fp16 混合精度")
+
+
+@dataclass
+class GeneratingArguments:
+    do_sample: bool = _f(True, "Sample while generating (PPO rollouts); False = greedy.", "Do sample", "采样")
+    temperature: float = _f(0.95, "Sampling temperature.", "Temperature", "温度系数", min=0.0)
+    top_p: float = _f(0.7, "Nucleus sampling mass.", "Top-p", "Top-p 采样值", min=0.0, max=1.0)
+    top_k: int = _f(50, "Sample among the k likeliest tokens.", "Top-k", "Top-k", min=0)
+    max_new_tokens: int = _f(512, "Longest answer to generate.", "Max new tokens", "最大生成长度", min=1)
+
+
+PARTS = {"model": ModelArguments, "data": DataArguments, "finetuning": FinetuningArguments,
+         "training": TrainingArguments, "generating": GeneratingArguments}
+
+
+@dataclass
+class TrainConfig(GeneratingArguments, TrainingArguments, FinetuningArguments, DataArguments, ModelArguments):
+    """Every training setting, flat, under LLaMA-Factory's argument names (see the parts for groups).
+
+    `extra` holds keys read from a YAML that the kit does not use; `unknown_keys` lists them."""
+
+    extra: dict = field(default_factory=dict, metadata={"internal": True, "help": "keys the kit does not use"})
+
+    # ----------------------------------------------------------------------------- reading
+    @classmethod
+    def setting_fields(cls) -> list[dataclasses.Field]:
+        return [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+
+    @classmethod
+    def field_map(cls) -> dict[str, dataclasses.Field]:
+        return {f.name: f for f in cls.setting_fields()}
+
+    @property
+    def unknown_keys(self) -> list[str]:
+        return list(self.extra)
+
+    @classmethod
+    def from_dict(cls, values: dict, *, source: str = "dict", warn: bool = True) -> "TrainConfig":
+        """Build a config from LLaMA-Factory-style keys; values are converted to the field types.
+        Unknown keys go to `extra` (with one warning naming them), never silently dropped."""
+        known, extra = {}, {}
+        hints = typing.get_type_hints(cls)
+        fields = cls.field_map()
+        for key, value in dict(values).items():
+            name = ALIASES.get(key, key)
+            if name in fields:
+                known[name] = _coerce(name, value, hints[name], source)
+            elif key == "extra" and isinstance(value, dict):
+                extra.update(value)
+            else:
+                extra[key] = value
+        config = cls(**known, extra=extra)
+        if extra and warn:
+            warnings.warn(f"{source}: these keys are not used by kit.train and are kept in config.extra: "
+                          f"{', '.join(extra)}", UserWarning, stacklevel=3)
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        """Read a LLaMA-Factory training YAML (or one written by `to_yaml`)."""
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a mapping of argument: value, got {type(values).__name__}")
+        return cls.from_dict(values, source=str(path))
+
+    # ----------------------------------------------------------------------------- writing
+    def to_dict(self) -> dict:
+        """Every setting (not `extra`) as plain Python values."""
+        return {f.name: getattr(self, f.name) for f in self.setting_fields()}
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """Our YAML (every setting, grouped; unused keys last). Written to `path` when given."""
+        lines = []
+        for part_name, part in PARTS.items():
+            lines.append(f"### {part_name}")
+            block = {f.name: getattr(self, f.name) for f in dataclasses.fields(part)}
+            lines.append(yaml.safe_dump(block, sort_keys=False, allow_unicode=True).rstrip())
+            lines.append("")
+        if self.extra:
+            lines.append("### not used by kit.train (kept from the source file)")
+            lines.append(yaml.safe_dump({"extra": self.extra}, sort_keys=False, allow_unicode=True).rstrip())
+        text = "\n".join(lines) + "\n"
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def llamafactory_dict(self) -> dict:
+        """The same run as LLaMA-Factory arguments: every non-None setting under its own name, the
+        built-in model's alias replaced by its hub id, and the unused keys passed through."""
+        out = {}
+        for key, value in self.to_dict().items():
+            if value is None:
+                continue  # None is LLaMA-Factory's default for every optional field here
+            if key == "model_name_or_path" and str(value).lower() in _builtin_aliases():
+                value = BUILTIN_HUB_ID
+            out[key] = value
+        out.update(self.extra)
+        return out
+
+    def to_llamafactory_yaml(self, path: str | Path | None = None) -> str:
+        """A YAML `llamafactory-cli train` accepts, grouped like LLaMA-Factory's examples."""
+        values = self.llamafactory_dict()
+        lines = []
+        for part_name, part in PARTS.items():
+            names = [f.name for f in dataclasses.fields(part) if f.name in values]
+            if names:
+                lines.append(f"### {part_name}")
+                lines.append(yaml.safe_dump({n: values[n] for n in names}, sort_keys=False,
+                                            allow_unicode=True).rstrip())
+        if self.extra:
+            lines.append("### other")
+            lines.append(yaml.safe_dump(dict(self.extra), sort_keys=False, allow_unicode=True).rstrip())
+        text = "\n".join(lines) + "\n"
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def command_preview(self, yaml_path: str | None = None, only_changed: bool = True) -> str:
+        """The llamafactory-cli command for this run: `llamafactory-cli train FILE.yaml` when a YAML
+        path is given, else the long form with one `--key value` per line (as LLaMA-Factory's web UI
+        previews it). `only_changed` leaves out values equal to the kit's defaults, except the core ones."""
+        if yaml_path:
+            return f"llamafactory-cli train {yaml_path}"
+        defaults = TrainConfig().llamafactory_dict()
+        core = {"stage", "do_train", "model_name_or_path", "finetuning_type", "template", "dataset",
+                "output_dir"}
+        lines = ["llamafactory-cli train"]
+        for key, value in self.llamafactory_dict().items():
+            if only_changed and key not in core and defaults.get(key, object()) == value:
+                continue
+            lines.append(f"    --{key} {_cli_value(value)}")
+        return " \\\n".join(lines)
+
+    # ----------------------------------------------------------------------------- checking
+    def validate(self) -> "TrainConfig":
+        """Raise ConfigError naming the first bad field, its value and the allowed range; else self."""
+        for f in self.setting_fields():
+            _check_field(f, getattr(self, f.name))
+        c = self
+        if not c.dataset:
+            _fail("dataset", c.dataset, "one or more dataset names from dataset_info.json")
+        if not c.output_dir:
+            _fail("output_dir", c.output_dir, "a folder path")
+        if not c.template:
+            _fail("template", c.template, "a template name (kit.templates.names())")
+        if not c.do_train:
+            _fail("do_train", c.do_train, "True (kit.train only trains; use kit.evaluate to evaluate)")
+        if c.max_steps <= 0 and c.num_train_epochs <= 0:
+            _fail("num_train_epochs", c.num_train_epochs, "> 0 when max_steps is -1")
+        if c.max_steps == 0:
+            _fail("max_steps", c.max_steps, "-1 (use epochs) or >= 1")
+        if c.freeze_trainable_layers == 0:
+            _fail("freeze_trainable_layers", 0, "a non-zero integer (n > 0: last n layers, n < 0: first n)")
+        if c.quantization_bit is not None and c.finetuning_type != "lora":
+            _fail("quantization_bit", c.quantization_bit,
+                  f"None with finetuning_type={c.finetuning_type!r} (quantized weights can only be trained "
+                  f"through LoRA adapters: QLoRA)")
+        if c.use_galore and c.finetuning_type == "lora":
+            _fail("use_galore", True, "False with finetuning_type='lora' (GaLore is for full/freeze training)")
+        if c.use_galore and c.galore_layerwise and c.gradient_accumulation_steps != 1:
+            _fail("gradient_accumulation_steps", c.gradient_accumulation_steps, "1 with galore_layerwise=True")
+        if sum([c.bf16, c.fp16, c.pure_bf16]) > 1:
+            _fail("fp16" if c.fp16 else "bf16", True, "at most one of bf16, fp16, pure_bf16")
+        if c.val_size >= 1 and float(c.val_size) != int(c.val_size):
+            _fail("val_size", c.val_size, "a share in [0, 1) or a whole number of rows >= 1")
+        if c.eval_strategy != "no" and not (c.val_size or c.eval_dataset):
+            _fail("eval_strategy", c.eval_strategy, "'no' unless val_size > 0 or eval_dataset is set")
+        return self
+
+    def diff(self, other: "TrainConfig") -> dict:
+        """{field: (self value, other value)} for every setting that differs."""
+        a, b = self.to_dict(), other.to_dict()
+        return {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
+
+
+# --------------------------------------------------------------------------------- helpers
+
+def _builtin_aliases() -> set[str]:
+    from kit import models
+
+    return {a.lower() for a in models.BUILTIN_ALIASES} - {BUILTIN_HUB_ID.lower()}
+
+
+def _fail(name: str, value: Any, allowed: str):
+    raise ConfigError(f"field '{name}' = {value!r} is not allowed: expected {allowed}")
+
+
+def _check_field(f: dataclasses.Field, value: Any) -> None:
+    meta = f.metadata
+    if "choices" in meta and value not in meta["choices"]:
+        _fail(f.name, value, f"one of {meta['choices']}")
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    low, high = meta.get("min"), meta.get("max")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+        _fail(f.name, value, f"a number in {bounds}")
+
+
+_BOOL = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
+    """Convert a YAML/widget value to the field's type (PyYAML reads `5e-5` as a string, lists for
+    comma-separated names are joined)."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        if optional:
+            return None
+        raise ConfigError(f"{source}: field '{name}' = None is not allowed: expected a {base.__name__}")
+    try:
+        if base is bool:
+            if isinstance(value, str) and value.strip().lower() in _BOOL:
+                return _BOOL[value.strip().lower()]
+            if isinstance(value, (bool, int)) and value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if base is int:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+            if number != int(number):
+                raise ValueError
+            return int(number)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+            return int(number) if name == "warmup_steps" and number == int(number) else number
+        if base is str:
+            if isinstance(value, (list, tuple)):
+                return ",".join(str(v) for v in value)
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: field '{name}' = {value!r} is not a valid {base.__name__}") from None
+    return value
+
+
+def _cli_value(value: Any) -> str:
+    text = str(value)
+    return f"'{text}'" if any(ch in text for ch in " ;|&$") or text == "" else text

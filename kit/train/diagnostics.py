@@ -1,0 +1,239 @@
+"""What a preference or pre-training run did: margins, accuracy, divergence from the reference, perplexity.
+
+From a run's log (TRL's own metrics, read back after training):
+    preference_curves(log_history)   steps + chosen / rejected reward, margin, accuracy, kl, reward
+    plot_preference(log_history)     those curves as a matplotlib Figure
+Measured on a model (independent of the trainer's logs, so "before" and "after" are comparable):
+    perplexity(model, tokenizer, texts)        exp(mean next-token NLL) over every token of the texts
+    pair_logps(model, tokenizer, template, rows)   log π(answer | prompt) of each chosen / rejected answer
+    dpo_rewards(policy_logps, reference_logps, beta)   DPO's implicit rewards, margins and accuracy
+    reward_accuracy(reward_model, tokenizer, template, rows)   an rm model's scores on pairs
+    reference_kl(model, ref_model, tokenizer, template, rows)  token-level KL(π ‖ π_ref) on the answers
+
+Units: log-probabilities and NLL in nats (natural log); perplexity = e^(NLL per token), dimensionless.
+`ref_model=None` with a peft model means "the same model with its adapter switched off".
+Not here: win rates judged by another model, reward-model calibration, sampling-based KL estimates.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+# TRL 1.16 log keys -> our names (DPO/ORPO/CPO/KTO share rewards/*; RewardTrainer logs accuracy/margin)
+_PREF_KEYS = {
+    "chosen": ("rewards/chosen",),
+    "rejected": ("rewards/rejected",),
+    "margin": ("rewards/margins", "margin"),
+    "accuracy": ("rewards/accuracies", "accuracy"),
+    "kl": ("kl", "objective/kl"),
+    "reward": ("reward", "mean_reward"),
+}
+
+
+def preference_curves(log_history: list[dict]) -> dict:
+    """{"steps": [...], "chosen", "rejected", "margin", "accuracy", "kl", "reward": [...]} from a
+    training log (training entries only, in step order). A metric the method does not log is an
+    empty list; entries that lack it get NaN so that every list lines up with `steps`."""
+    rows = [e for e in log_history if "step" in e and "loss" in e]
+    out = {"steps": [e["step"] for e in rows]}
+    for name, keys in _PREF_KEYS.items():
+        key = next((k for k in keys if any(k in e for e in rows)), None)
+        out[name] = [float(e.get(key, math.nan)) for e in rows] if key else []
+    return out
+
+
+def plot_preference(log_history: list[dict], title: str = "preference training", path=None):
+    """Left: chosen / rejected rewards and their margin; right: accuracy (and KL when logged)."""
+    from matplotlib.figure import Figure
+
+    curves = preference_curves(log_history)
+    steps = curves["steps"]
+    fig = Figure(figsize=(9, 3.5), dpi=100)
+    left, right = fig.subplots(1, 2)
+    for name, color in (("chosen", "tab:green"), ("rejected", "tab:red"), ("margin", "tab:blue"),
+                        ("reward", "tab:purple")):
+        if curves[name]:
+            left.plot(steps, curves[name], "o-", color=color, label=name, markersize=3)
+    left.axhline(0, color="gray", lw=0.8)
+    left.set_xlabel("step")
+    left.set_ylabel("reward (β·log-ratio, or RM score)")
+    left.set_title(title)
+    if curves["accuracy"]:
+        right.plot(steps, curves["accuracy"], "o-", color="tab:blue", label="accuracy", markersize=3)
+        right.set_ylim(-0.05, 1.05)
+    if curves["kl"]:
+        axis = right.twinx() if curves["accuracy"] else right
+        axis.plot(steps, curves["kl"], "s--", color="tab:orange", label="KL to reference (nats)", markersize=3)
+        axis.set_ylabel("KL (nats)")
+        axis.legend(loc="lower right")
+    right.set_xlabel("step")
+    right.set_ylabel("share of pairs with chosen > rejected")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(loc="upper left")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, format="png")
+    return fig
+
+
+# ----------------------------------------------------------------------------- on a model
+
+def _device(model):
+    return next(model.parameters()).device
+
+
+def _adapter_off(model, disable: bool):
+    return model.disable_adapter() if disable else contextlib.nullcontext()
+
+
+def _answer_logps(model, sequences: list[list[int]], starts: list[int], pad_id: int, batch_size: int,
+                  disable_adapter: bool = False) -> list[float]:
+    """Sum of log p(token) over positions >= start of each sequence (the answer), in nats."""
+    import torch
+
+    out = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), _adapter_off(model, disable_adapter):
+        for i in range(0, len(sequences), batch_size):
+            batch, first = sequences[i:i + batch_size], starts[i:i + batch_size]
+            width = max(len(s) for s in batch)
+            ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in batch], device=_device(model))
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch], device=_device(model))
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+            for row, (seq, start) in enumerate(zip(batch, first)):
+                out.append(float(logp[row, start - 1:len(seq) - 1].sum()))
+    model.train(was_training)
+    return out
+
+
+def pair_logps(model, tokenizer, template, rows, cutoff_len: int = 1024, batch_size: int = 4,
+               disable_adapter: bool = False) -> dict:
+    """{"chosen": [...], "rejected": [...]}: log π(answer | prompt) in nats for each ranking row,
+    encoded as the dpo stage encodes it (kit.templates.encode_pair)."""
+    from kit.train.dpo import encode_pairs
+
+    cols = encode_pairs(rows, tokenizer, template, cutoff_len, stage="diagnostics")
+    starts = [len(p) for p in cols["prompt_ids"]]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return {side: _answer_logps(model, cols[f"{side}_input_ids"], starts, pad, batch_size, disable_adapter)
+            for side in ("chosen", "rejected")}
+
+
+def dpo_rewards(policy: dict, reference: dict, beta: float) -> dict:
+    """DPO's implicit rewards r = β·(log π - log π_ref) for each pair (Rafailov et al. 2023, eq. 5):
+    {"chosen", "rejected", "margins": lists; "accuracy": share with r_chosen > r_rejected (ties count
+    as wrong, as in TRL); "mean_margin"}."""
+    chosen = [beta * (p - r) for p, r in zip(policy["chosen"], reference["chosen"])]
+    rejected = [beta * (p - r) for p, r in zip(policy["rejected"], reference["rejected"])]
+    margins = [c - r for c, r in zip(chosen, rejected)]
+    n = max(len(margins), 1)
+    return {"chosen": chosen, "rejected": rejected, "margins": margins,
+            "accuracy": sum(m > 0 for m in margins) / n, "mean_margin": sum(margins) / n}
+
+
+def likelihood_accuracy(logps: dict) -> float:
+    """Share of pairs where the model gives the chosen answer a higher log-probability (no reference)."""
+    pairs = list(zip(logps["chosen"], logps["rejected"]))
+    return sum(c > r for c, r in pairs) / max(len(pairs), 1)
+
+
+def reward_accuracy(reward_model, tokenizer, template, rows, cutoff_len: int = 1024) -> dict:
+    """An rm model's scores on ranking rows: {"chosen", "rejected", "margins", "accuracy", "mean_margin"}."""
+    from kit.train import rm
+
+    chosen, rejected = [], []
+    for row in rows:
+        system = row.get("system") or None
+        prompt = list(row["messages"])
+        chosen += rm.score(reward_model, tokenizer, template, [prompt + [row["chosen"]]], system, cutoff_len)
+        rejected += rm.score(reward_model, tokenizer, template, [prompt + [row["rejected"]]], system, cutoff_len)
+    margins = [c - r for c, r in zip(chosen, rejected)]
+    n = max(len(margins), 1)
+    return {"chosen": chosen, "rejected": rejected, "margins": margins,
+            "accuracy": sum(m > 0 for m in margins) / n, "mean_margin": sum(margins) / n}
+
+
+def reference_kl(model, ref_model, tokenizer, template, rows, cutoff_len: int = 1024, batch_size: int = 4) -> float:
+    """Mean over the chosen answers' tokens of KL(π(·|context) ‖ π_ref(·|context)) in nats, summed over
+    the whole vocabulary at each position (teacher-forced on the data, not sampled). 0 = the policy
+    has not moved from the reference. ref_model=None: the peft model with its adapter off."""
+    import torch
+
+    from kit.train.dpo import encode_pairs
+
+    if ref_model is None and not hasattr(model, "disable_adapter"):
+        raise ValueError("reference_kl: ref_model=None needs a peft model (its adapter is switched off); "
+                         "pass the reference model")
+    cols = encode_pairs(rows, tokenizer, template, cutoff_len, stage="diagnostics")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(cols["chosen_input_ids"]), batch_size):
+            batch = cols["chosen_input_ids"][i:i + batch_size]
+            starts = [len(p) for p in cols["prompt_ids"][i:i + batch_size]]
+            width = max(len(s) for s in batch)
+            ids = torch.tensor([s + [pad] * (width - len(s)) for s in batch], device=_device(model))
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch], device=_device(model))
+            logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+            if ref_model is None:
+                with model.disable_adapter():
+                    ref_logits = model(input_ids=ids, attention_mask=mask).logits
+            else:
+                ref_logits = ref_model(input_ids=ids.to(_device(ref_model)),
+                                       attention_mask=mask.to(_device(ref_model))).logits.to(logp.device)
+            ref_logp = torch.log_softmax(ref_logits.float(), -1)
+            kl = (logp.exp() * (logp - ref_logp)).sum(-1)  # (batch, seq): KL at each position
+            for row, (seq, start) in enumerate(zip(batch, starts)):
+                # positions start-1 .. len-2 predict the answer tokens
+                total += float(kl[row, start - 1:len(seq) - 1].sum())
+                count += len(seq) - start
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def token_nll(model, tokenizer, texts, cutoff_len: int = 1024, batch_size: int = 4) -> tuple[float, int]:
+    """(summed next-token NLL in nats, number of predicted tokens) over `texts`, each encoded as the pt
+    stage does (special tokens + text + EOS) and cut into windows of cutoff_len (no token skipped
+    except the first of each window, which has no context)."""
+    import torch
+
+    from kit import templates
+
+    windows = []
+    for text in texts:
+        ids, _ = templates.encode_pretrain(tokenizer, text, cutoff_len=10**9)
+        windows += [ids[i:i + cutoff_len] for i in range(0, len(ids), cutoff_len) if len(ids[i:i + cutoff_len]) > 1]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(windows), batch_size):
+            batch = windows[i:i + batch_size]
+            width = max(len(w) for w in batch)
+            ids = torch.tensor([w + [pad] * (width - len(w)) for w in batch], device=_device(model))
+            mask = torch.tensor([[1] * len(w) + [0] * (width - len(w)) for w in batch], device=_device(model))
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()
+            nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
+            keep = mask[:, 1:].bool()
+            total += float(nll[keep].sum())
+            count += int(keep.sum())
+    model.train(was_training)
+    return total, count
+
+
+def perplexity(model, tokenizer, texts, cutoff_len: int = 1024, batch_size: int = 4) -> float:
+    """exp(NLL per token) of `texts` under the model (token-weighted over all texts). Lower is better;
+    a model that guessed uniformly over a vocabulary of V tokens would score V."""
+    if isinstance(texts, str):
+        texts = [texts]
+    total, count = token_nll(model, tokenizer, list(texts), cutoff_len, batch_size)
+    if count == 0:
+        raise ValueError("perplexity: the texts hold fewer than 2 tokens, nothing to predict")
+    return math.exp(total / count)

@@ -1,0 +1,84 @@
+"""Stage `sft`: supervised fine-tuning on canonical rows, encoded by kit.templates.encode.
+
+Each row's messages go through `kit.templates.encode(template, tokenizer, messages, system, tools,
+cutoff_len, train_on_prompt, mask_history)`, the same function the label previewer uses, so the
+tokens a learner sees highlighted as "trained on" are exactly the ones with a label here. Training is
+a plain transformers Trainer with next-token cross-entropy on the labelled tokens.
+
+`packing=True` concatenates encoded examples (greedily, in order) into sequences of at most
+cutoff_len tokens, like LLaMA-Factory's non-neat packing: examples in one sequence can attend to each
+other. Not here: neat (attention-isolated) packing, multimodal rows.
+"""
+from __future__ import annotations
+
+import warnings
+
+from kit.train.context import StageContext, register_stage
+
+IGNORE_INDEX = -100
+
+
+def encode_rows(rows, tokenizer, template, config) -> dict:
+    """{"input_ids": [...], "labels": [...]} for every row; rows left with no labelled token (the
+    answer fell beyond cutoff_len) are reported in a warning and left out."""
+    from kit import templates
+
+    input_ids, labels, skipped = [], [], []
+    for index, row in enumerate(rows):
+        ids, labs = templates.encode(template, tokenizer, row["messages"], system=row.get("system") or None,
+                                     tools=row.get("tools") or None, cutoff_len=config.cutoff_len,
+                                     train_on_prompt=config.train_on_prompt, mask_history=config.mask_history)
+        if all(label == IGNORE_INDEX for label in labs):
+            skipped.append(index)
+            continue
+        input_ids.append(list(ids))
+        labels.append(list(labs))
+    if skipped:
+        warnings.warn(f"sft: {len(skipped)} row(s) have no answer token left after cutoff_len="
+                      f"{config.cutoff_len} and are not trained on: rows {skipped[:20]}"
+                      f"{' ...' if len(skipped) > 20 else ''}; raise cutoff_len to keep them", UserWarning)
+    if not input_ids:
+        raise ValueError(f"sft: no row has an answer token within cutoff_len={config.cutoff_len}")
+    return {"input_ids": input_ids, "labels": labels}
+
+
+def pack(features: dict, cutoff_len: int) -> dict:
+    """Greedily concatenate examples into sequences of at most cutoff_len tokens (order kept)."""
+    packed_ids, packed_labels, cur_ids, cur_labels = [], [], [], []
+    for ids, labs in zip(features["input_ids"], features["labels"]):
+        if cur_ids and len(cur_ids) + len(ids) > cutoff_len:
+            packed_ids.append(cur_ids)
+            packed_labels.append(cur_labels)
+            cur_ids, cur_labels = [], []
+        cur_ids = cur_ids + ids
+        cur_labels = cur_labels + labs
+    if cur_ids:
+        packed_ids.append(cur_ids)
+        packed_labels.append(cur_labels)
+    return {"input_ids": packed_ids, "labels": packed_labels}
+
+
+def to_features(rows, ctx: StageContext):
+    """Canonical rows -> a datasets.Dataset of input_ids / labels / attention_mask."""
+    from datasets import Dataset
+
+    features = encode_rows(rows, ctx.tokenizer, ctx.template, ctx.config)
+    if ctx.config.packing:
+        features = pack(features, ctx.config.cutoff_len)
+    features["attention_mask"] = [[1] * len(ids) for ids in features["input_ids"]]
+    return Dataset.from_dict(features)
+
+
+def build_trainer(ctx: StageContext):
+    from transformers import DataCollatorForSeq2Seq, Trainer
+
+    train = to_features(ctx.train_dataset, ctx)
+    evaluation = to_features(ctx.eval_dataset, ctx) if ctx.eval_dataset is not None else None
+    collator = DataCollatorForSeq2Seq(ctx.tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX,
+                                      pad_to_multiple_of=None)
+    return Trainer(model=ctx.model, args=ctx.make_training_arguments(), train_dataset=train,
+                   eval_dataset=evaluation, data_collator=collator, processing_class=ctx.tokenizer,
+                   callbacks=ctx.callbacks)
+
+
+register_stage("sft", build_trainer)

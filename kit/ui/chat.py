@@ -1,0 +1,105 @@
+"""A chat widget over kit.chat.ChatSession: a message box, the history, sampling parameters, the
+system prompt, Send and Clear. Every control is built from SamplingParams' fields (default and
+help text live there only). Tokens appear in the history as they are generated.
+
+    panel = kit.ui.chat.ChatPanel(session); panel          # in a notebook cell
+    panel.input.value = "Who are you?"; panel.send()       # the same thing from code (tests do this)
+
+Left out: editing or regenerating past turns, saving a conversation, several models in one panel.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import fields
+
+import ipywidgets as widgets
+
+from kit.chat import ChatSession, SamplingParams
+
+# slider ranges per field: (min, max, step)
+_RANGES = {"temperature": (0.01, 2.0, 0.01), "top_p": (0.05, 1.0, 0.05), "top_k": (0, 200, 1),
+           "max_new_tokens": (1, 1024, 1), "repetition_penalty": (1.0, 2.0, 0.05)}
+_COLORS = {"user": "#e8f0fe", "assistant": "#f1f3f4", "function": "#fef7e0", "observation": "#e6f4ea"}
+
+
+def history_html(history: list[dict], pending: str | None = None) -> str:
+    """The conversation as HTML boxes, one per message; `pending` is an answer still being written."""
+    messages = list(history) + ([{"role": "assistant", "content": pending + " ▌"}] if pending is not None else [])
+    parts = []
+    for message in messages:
+        color = _COLORS.get(message["role"], "#ffffff")
+        parts.append(f'<div style="background:{color};padding:6px;margin:4px;border-radius:6px;white-space:pre-wrap">'
+                     f"<b>{html.escape(message['role'])}</b>: {html.escape(message['content'])}</div>")
+    return "".join(parts) or "<i>(no messages yet)</i>"
+
+
+def _control(f):
+    value = f.default
+    common = dict(value=value, description=f.name, description_tooltip=f.metadata["help"],
+                  style={"description_width": "140px"})
+    if isinstance(value, bool):
+        return widgets.Checkbox(**common)
+    low, high, step = _RANGES[f.name]
+    if isinstance(value, int):
+        return widgets.IntSlider(min=low, max=high, step=step, **common)
+    return widgets.FloatSlider(min=low, max=high, step=step, **common)
+
+
+class ChatPanel:
+    """Chat with `session` in a notebook; the session keeps the history."""
+
+    def __init__(self, session: ChatSession):
+        self.session = session
+        self.params = {f.name: _control(f) for f in fields(SamplingParams)}
+        for name, control in self.params.items():
+            control.value = getattr(session.params, name)
+        self.system = widgets.Textarea(value=session.system or getattr(session.template, "default_system", "") or "",
+                                       description="system", placeholder="system prompt (empty = template default)",
+                                       layout=widgets.Layout(width="95%"))
+        self.input = widgets.Text(placeholder="Type a message and press Send", layout=widgets.Layout(width="70%"))
+        self.send_button = widgets.Button(description="Send", button_style="primary")
+        self.clear_button = widgets.Button(description="Clear")
+        self.history = widgets.HTML(history_html(session.history))
+        self.status = widgets.HTML("")
+        self.send_button.on_click(self.send)
+        self.clear_button.on_click(self.clear)
+        settings = widgets.Accordion([widgets.VBox([self.system, *self.params.values()])])
+        settings.set_title(0, "sampling parameters and system prompt")
+        settings.selected_index = None
+        self.widget = widgets.VBox([self.history, widgets.HBox([self.input, self.send_button, self.clear_button]),
+                                    self.status, settings])
+
+    def read_params(self) -> SamplingParams:
+        return SamplingParams(**{name: control.value for name, control in self.params.items()}).validate()
+
+    def send(self, _=None) -> str:
+        """Send the input box's text; the answer streams into the history. Returns the answer."""
+        message = self.input.value.strip()
+        if not message:
+            self.status.value = "<i>type a message first</i>"
+            return ""
+        try:
+            self.session.params = self.read_params()
+        except ValueError as exc:
+            self.status.value = f"<b style='color:#b00'>{html.escape(str(exc))}</b>"
+            return ""
+        self.session.system = self.system.value or None
+        self.input.value = ""
+        self.status.value = "<i>generating…</i>"
+        shown_history = self.session.history + [{"role": "user", "content": message}]
+        answer = ""
+        for piece in self.session.stream(message):
+            answer += piece
+            self.history.value = history_html(shown_history, pending=answer)
+        self.history.value = history_html(self.session.history)
+        self.status.value = ""
+        return self.session.history[-1]["content"]
+
+    def clear(self, _=None) -> None:
+        self.session.clear()
+        self.history.value = history_html([])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
