@@ -127,6 +127,28 @@ def _strip_stops(text: str, words: list[str]) -> str:
 
 # ------------------------------------------------------------------------------------- session
 
+def _counting_streamer_class():
+    from transformers import TextIteratorStreamer
+
+    class CountingStreamer(TextIteratorStreamer):
+        """TextIteratorStreamer that also counts the generated tokens."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.generated = 0
+
+        def put(self, value):
+            if not (self.skip_prompt and self.next_tokens_are_prompt):
+                self.generated += int(value.numel())
+            super().put(value)
+
+    return CountingStreamer
+
+
+def _CountingStreamer(*args, **kwargs):
+    return _counting_streamer_class()(*args, **kwargs)
+
+
 class ChatSession:
     """One conversation with one model.
 
@@ -154,6 +176,7 @@ class ChatSession:
         self.name = name
         self.extra_stop_words = list(stop or [])
         self.history: list[dict] = []
+        self.last_usage: dict = {}
 
     # -- the pure parts
     @property
@@ -196,10 +219,9 @@ class ChatSession:
 
     def stream_messages(self, messages: list[dict]) -> Iterator[str]:
         """Yield the answer to `messages` piece by piece (does not touch the history)."""
-        from transformers import TextIteratorStreamer
-
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = self._generate_kwargs(self.prompt_ids(messages))
+        streamer = _CountingStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        ids = self.prompt_ids(messages)
+        kwargs = self._generate_kwargs(ids)
         errors: list[BaseException] = []
 
         def work():
@@ -228,6 +250,9 @@ class ChatSession:
         thread.join()
         if errors:
             raise errors[0]
+        # what the answer cost, in tokens (the stop token included, as OpenAI's usage counts it)
+        self.last_usage = {"prompt_tokens": len(ids), "completion_tokens": streamer.generated,
+                           "hit_limit": streamer.generated >= self.params.max_new_tokens}
 
     def respond(self, messages: list[dict]) -> str:
         """The whole answer to `messages` (does not touch the history)."""

@@ -406,12 +406,16 @@ def plot_parameter_counts(model_or_counts, title: str | None = None):
     bars = ax.barh(names, millions, color="tab:blue")
     for bar, n in zip(bars, names):
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
-                f" {parts[n] / 1e6:.2f}M ({100 * parts[n] / total:.1f}%)", va="center", fontsize=8)
+                f" {_short(parts[n])} ({100 * parts[n] / total:.1f}%)", va="center", fontsize=8)
     ax.set_xlabel("parameters (millions)")
     ax.set_xlim(0, max(millions) * 1.35 if millions else 1)
     ax.set_title(title or f"Parameters by part: {total / 1e6:.1f}M in total")
     fig.tight_layout()
     return fig
+
+
+def _short(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 100_000 else f"{n:,}"
 
 
 def generate(model, tokenizer, prompt: str | list, *, system: str | None = None, max_new_tokens: int = 64,

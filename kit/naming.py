@@ -16,7 +16,7 @@ of a model without a "32k"-style tag, the licence). A name is a hint; the model 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 # ------------------------------------------------------------------------- the tag vocabulary
 # Each entry: lower-case tag as written -> canonical tag. Meanings (with the notes' Chinese term)
@@ -131,6 +131,11 @@ class ModelName:
     base: str | None = field(default=None, metadata={"help": "another model named inside: the student of a Distill, the LLM inside a VL model, the model a fine-tune starts from"})
     other: tuple = field(default=(), metadata={"help": "tags read but outside the fields above ('hf', 'Q4_K_M', 'Preview')"})
     unknown: tuple = field(default=(), metadata={"help": "tags this reader does not know"})
+
+    def stated(self) -> dict:
+        """Only the fields the name states: {"family": "Qwen", "params": "14B", ...} (empty ones left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "raw" and getattr(self, f.name) not in (None, (), False, "")}
 
     @property
     def is_quantized(self) -> bool:

@@ -118,18 +118,14 @@ class TransformersBackend:
         return ChatSession(self.model, self.tokenizer, template=self.template, system=system,
                            params=request.sampling(), stop=request.stop)
 
-    def count(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def stream(self, request: ChatCompletionRequest) -> Iterator[str]:
+    def stream(self, request: ChatCompletionRequest, usage: dict | None = None) -> Iterator[str]:
+        """Yield the answer's pieces; fill `usage` (prompt/completion tokens, hit_limit) at the end."""
         system, messages = request.split()
         session = self._session(request, system)
         with self.lock:
             yield from session.stream_messages(messages)
-
-    def prompt_tokens(self, request: ChatCompletionRequest) -> int:
-        system, messages = request.split()
-        return len(self._session(request, system).prompt_ids(messages))
+        if usage is not None:
+            usage.update(session.last_usage)
 
 
 class VLLMBackend:
@@ -144,10 +140,7 @@ class VLLMBackend:
         self.tokenizer = self.llm.get_tokenizer()
         self.lock = threading.Lock()
 
-    def count(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def stream(self, request: ChatCompletionRequest) -> Iterator[str]:
+    def stream(self, request: ChatCompletionRequest, usage: dict | None = None) -> Iterator[str]:
         from vllm import SamplingParams
 
         system, messages = request.split()
@@ -158,12 +151,11 @@ class VLLMBackend:
         convo = ([{"role": "system", "content": system}] if system else []) + messages
         with self.lock:
             out = self.llm.chat(convo, vparams, use_tqdm=False)
+        if usage is not None:
+            answer = out[0].outputs[0]
+            usage.update(prompt_tokens=len(out[0].prompt_token_ids), completion_tokens=len(answer.token_ids),
+                         hit_limit=answer.finish_reason == "length")
         yield out[0].outputs[0].text
-
-    def prompt_tokens(self, request: ChatCompletionRequest) -> int:
-        system, messages = request.split()
-        convo = ([{"role": "system", "content": system}] if system else []) + messages
-        return len(self.tokenizer.apply_chat_template(convo, add_generation_prompt=True, tokenize=True))
 
 
 def vllm_available() -> bool:
@@ -237,36 +229,33 @@ def create_app(backend, model_name: str = "kit-model"):
     def chat_completions(request: ChatCompletionRequest):
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
-        limit = request.sampling().max_new_tokens
         if request.stream:
-            return StreamingResponse(_sse(backend, request, completion_id, created, model_name, limit),
+            return StreamingResponse(_sse(backend, request, completion_id, created, model_name),
                                      media_type="text/event-stream")
-        prompt_tokens = backend.prompt_tokens(request)
-        text = "".join(backend.stream(request)).strip()
-        completion_tokens = backend.count(text)
+        usage: dict = {}
+        text = "".join(backend.stream(request, usage)).strip()
         return {
             "id": completion_id, "object": "chat.completion", "created": created, "model": model_name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": "length" if completion_tokens >= limit else "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+                         "finish_reason": "length" if usage["hit_limit"] else "stop"}],
+            "usage": {"prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
+                      "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
         }
 
     return app
 
 
-def _sse(backend, request, completion_id, created, model_name, limit) -> Iterator[str]:
+def _sse(backend, request, completion_id, created, model_name) -> Iterator[str]:
     def chunk(delta: dict, finish=None) -> str:
         body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model_name,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
-    text = ""
-    for piece in backend.stream(request):
-        text += piece
+    usage: dict = {}
+    for piece in backend.stream(request, usage):
         yield chunk({"content": piece})
-    yield chunk({}, "length" if backend.count(text) >= limit else "stop")
+    yield chunk({}, "length" if usage.get("hit_limit") else "stop")
     yield "data: [DONE]\n\n"
 
 

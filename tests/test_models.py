@@ -121,7 +121,11 @@ def test_unknown_hub_id_fails_fast_when_the_endpoint_refuses(monkeypatch):
 
 def test_hub_check_is_bounded_even_when_the_lookup_hangs(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(models.socket, "create_connection", lambda *a, **k: time.sleep(30))
+    def hang(*args, **kwargs):  # a resolver that answers far too late
+        time.sleep(5)
+        raise OSError("lookup timed out")
+
+    monkeypatch.setattr(models.socket, "create_connection", hang)
     start = time.perf_counter()
     assert models.hub_reachable(timeout=1.0) is False
     assert time.perf_counter() - start < 2.0

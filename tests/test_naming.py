@@ -180,3 +180,9 @@ def test_weight_gib_units():
     assert name.weight_gib(4) == pytest.approx(14e9 * 0.5 / 2**30)   # 4-bit: half a byte
     assert describe_name("Qwen2-VL-2B-Instruct-GPTQ-Int8").weight_gib() == pytest.approx(2e9 / 2**30)
     assert describe_name("Kimi-VL-A3B-Instruct").weight_gib() is None
+
+
+def test_stated_lists_only_what_the_name_says():
+    assert describe_name("Qwen/Qwen3-14B-Base").stated() == {
+        "org": "Qwen", "family": "Qwen", "version": "3", "params": "14B", "params_billion": 14.0,
+        "kinds": ("Base",)}

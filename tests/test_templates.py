@@ -244,6 +244,9 @@ def test_mismatch_detector(tokenizer):
     wrong = T.find_mismatch("llama3", tokenizer, TURNS[:2], system=SYSTEM)
     # SmolLM's BOS is <|im_start|>, so token 0 agrees; the llama3 header text differs right after
     assert wrong.index == 1 and wrong.theirs_token == "system" and "first difference at token 1" in wrong.summary()
+    # a conversation ending with a user turn is compared as a generation prompt
+    assert T.find_mismatch("smollm2", tokenizer, TURNS[:3]).matches
+    assert T.find_mismatch("chatml", tokenizer, TURNS[:1]).index == 1  # no default system prompt
 
 
 # ------------------------------------------------------------------------------- tools / thinking

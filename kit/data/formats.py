@@ -157,8 +157,8 @@ def _convert(attr, record, stage, dataset_dir, file_dir) -> dict:
         messages = [{"role": "assistant", "content": text}]
     media = {kind: _media(attr, record, kind, messages, dataset_dir, file_dir)
              for kind in MEDIA}
-    return dict(messages=messages, system=system, tools=tools, chosen=chosen, rejected=rejected,
-                kto_label=kto_label, **media)
+    return dict(messages=messages, system=system, tools=tools, **media, chosen=chosen, rejected=rejected,
+                kto_label=kto_label)
 
 
 def _text(value, field: str, what: str) -> str:
@@ -246,8 +246,8 @@ def _chat(attr, record, stage):
     for turn, message in enumerate(aligned):
         want = USER_SIDE if turn % 2 == 0 else ASSISTANT_SIDE
         if message["role"] not in want:
-            raise _RowError(attr.messages, f"wrong role order: turn {turn} is '{message['role']}' but a "
-                            f"{' or '.join(want)} turn was expected there",
+            raise _RowError(attr.messages, f"wrong role order: turn {turn} is '{message['role']}' but it "
+                            f"should be {' or '.join(want)}",
                             "turns must alternate user -> assistant (observation -> function for tools), "
                             "starting with the user; merge or remove the out-of-place message")
     ranking = stage in RANKING_STAGES

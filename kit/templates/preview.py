@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kit.templates.encode import IGNORE_INDEX, encode_tokens
+from kit.templates.encode import IGNORE_INDEX, encode_prompt, encode_tokens
 from kit.templates.registry import get
-from kit.templates.template import split_system
+from kit.templates.template import PROMPT_ROLES, split_system
 
 
 @dataclass(frozen=True)
@@ -92,12 +92,19 @@ def chat_template_ids(tokenizer, messages, add_generation_prompt=False, **kwargs
 
 
 def find_mismatch(template, tokenizer, messages, system=None, tools=None, cutoff_len=100_000) -> Mismatch:
-    """Compare `encode(template, ...)` with `tokenizer.apply_chat_template` (the tokenizer's own format)."""
+    """Compare our encoding with `tokenizer.apply_chat_template` (the tokenizer's own format).
+
+    A conversation ending with an answer is compared as training data (`encode`); one ending with a
+    user/observation turn as a generation prompt (`encode_prompt` vs add_generation_prompt=True)."""
     template = get(template)
     msgs, system = split_system(messages, system)
-    ours = encode_tokens(template, tokenizer, msgs, system, tools, cutoff_len).input_ids
     hf_messages = ([{"role": "system", "content": system}] if system else []) + list(msgs)
-    theirs = chat_template_ids(tokenizer, hf_messages)
+    if msgs and msgs[-1].get("role") in PROMPT_ROLES:
+        ours = encode_prompt(template, tokenizer, msgs, system, tools)
+        theirs = chat_template_ids(tokenizer, hf_messages, add_generation_prompt=True)
+    else:
+        ours = encode_tokens(template, tokenizer, msgs, system, tools, cutoff_len).input_ids
+        theirs = chat_template_ids(tokenizer, hf_messages)
     index = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), None)
     if index is None and len(ours) != len(theirs):
         index = min(len(ours), len(theirs))

@@ -1,0 +1,38 @@
+"""The lesson sequence as a whole: every lesson of the course map exists and follows the conventions
+(install cell first, the mode banner, objectives, checked exercises, outputs stripped).
+Executing the notebooks is nbmake's job (scripts/test.sh passes --nbmake)."""
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kit import course, env
+
+COURSE_MAP = [
+    "00_setup_and_tour", "01_models", "02_datasets", "03_chat_templates",
+    "04_precision_quantization_vram", "05_finetuning_methods", "06_sft_lora_identity", "07_qlora",
+    "08_preference_training", "09_continued_pretraining", "10_evaluate_and_chat", "11_export_and_deploy",
+]
+INSTALL_CELL = (env.repo_root() / "docs" / "install_cell.txt").read_text().strip()
+
+
+def test_course_map_is_complete_and_ordered():
+    assert [p.stem for p in course.lessons()] == COURSE_MAP
+
+
+@pytest.mark.parametrize("name", COURSE_MAP)
+def test_lesson_conventions(name):
+    path = env.notebooks_dir() / f"{name}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown").lower()
+    assert code[0].source.strip() == INSTALL_CELL, "cell 1 must be the shared install cell"
+    assert "mode_banner()" in code[1].source, "cell 2 must print the mode"
+    assert any(w in markdown for w in ("objective", "you will", "you'll", "by the end")), "the lesson must open with its objectives"
+    assert "exercise" in markdown, "the lesson must end with exercises"
+    exercise_start = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "exercise" in c.source.lower())
+    checks = [c.source for c in nb.cells[exercise_start:] if c.cell_type == "code"]
+    assert any("assert" in s or "check" in s for s in checks), "exercises must be checked by a cell"
+    assert not any("sys.path" in c.source for c in code[1:]), "no sys.path hacks outside the install cell"
+    for index, cell in enumerate(code):
+        assert not cell.outputs and cell.execution_count is None, f"cell {index} has outputs"
