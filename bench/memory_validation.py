@@ -9,8 +9,8 @@ the GPU, prepared the way LLaMA-Factory prepares it (trainable parameters upcast
 autocast, bitsandbytes NF4 + double quantization or LLM.int8 for the linears of the decoder layers,
 LoRA r=8 on all linears, fused AdamW, non-reentrant gradient checkpointing), then runs three steps
 of random tokens (inference: a prefill of seq_len tokens and two decode steps with the KV cache).
-The measured number is `torch.cuda.max_memory_allocated()` during the third step (peak statistics
-reset just before it). max_memory_allocated excludes the CUDA context and the caching allocator's
+The measured number is `torch.cuda.max_memory_allocated()` during the third training step (peak
+statistics reset just before it); for inference, the peak over the prefill and both decode steps. max_memory_allocated excludes the CUDA context and the caching allocator's
 reserve, so it is compared with `Breakdown.allocated` (the estimate without `cuda_context`).
 
 Cells run several at a time (each process counts only its own allocations), packed so that their
@@ -68,31 +68,37 @@ def estimate_cell(cell: dict):
     return memory.estimate(cell["model"], method, **settings)
 
 
-def grid(smoke: bool = False, models: list[str] | None = None) -> list[dict]:
-    """The cells: every model x method at a spread of shapes, pruned to what fits an 80 GB card."""
+def grid(smoke: bool = False, models: list[str] | None = None, calib: bool = False) -> list[dict]:
+    """The cells: every model x method at a spread of shapes (fit models get more shapes)."""
+    def cell(model, method, seq, batch, ckpt, attn="sdpa"):
+        return dict(model=model, method=method, seq_len=seq, batch_size=batch, gradient_checkpointing=ckpt,
+                    attn_implementation=attn)
+
     cells = []
-    shapes_fit = [(512, 1, False), (512, 4, True), (2048, 1, True), (2048, 4, True), (512, 4, False),
-                  (2048, 1, False)]
-    shapes_held = [(512, 1, False), (512, 4, True), (2048, 1, True), (2048, 4, True), (2048, 1, False)]
     for model in models or FIT_MODELS + HELD_OUT:
-        shapes = shapes_fit if model in FIT_MODELS else shapes_held
+        fit = model in FIT_MODELS
+        if calib:
+            cells += [cell(model, "inference", 512, 1, False), cell(model, "inference", 2048, 4, False),
+                      cell(model, "lora8", 512, 4, False), cell(model, "lora8", 512, 4, True),
+                      cell(model, "qlora4", 512, 4, False), cell(model, "lora", 2048, 1, True)]
+            continue
+        shapes = [(512, 1, False), (512, 4, True), (2048, 4, True)] if fit else [(512, 1, False), (2048, 4, True)]
         for method, (seq, batch, ckpt) in itertools.product(TRAIN_METHODS, shapes):
-            cells.append(dict(model=model, method=method, seq_len=seq, batch_size=batch,
-                              gradient_checkpointing=ckpt, attn_implementation="sdpa"))
-        for seq, batch in [(512, 1), (2048, 4)]:
-            cells.append(dict(model=model, method="inference", seq_len=seq, batch_size=batch,
-                              gradient_checkpointing=False, attn_implementation="sdpa"))
-        if model in FIT_MODELS or model == "Qwen3-0.6B":  # eager attention and pure bf16 on a few
-            for method in ("full", "lora"):
-                cells.append(dict(model=model, method=method, seq_len=1024, batch_size=2,
-                                  gradient_checkpointing=False, attn_implementation="eager"))
-            cells.append(dict(model=model, method="full_bf16", seq_len=512, batch_size=4,
-                              gradient_checkpointing=True, attn_implementation="sdpa"))
+            if model == "Qwen2.5-7B" and method == "full":
+                continue  # 7.6 B x 16 bytes does not fit 80 GB
+            cells.append(cell(model, method, seq, batch, ckpt))
+        for seq, batch in ([(512, 1), (2048, 4)] if fit else [(2048, 4)]):
+            cells.append(cell(model, "inference", seq, batch, False))
+        if fit:
+            cells += [cell(model, "full", 2048, 1, False), cell(model, "lora", 2048, 1, False),
+                      cell(model, "full_bf16", 512, 4, True), cell(model, "lora", 1024, 2, False, "eager")]
+        if model == "Qwen3-0.6B":
+            cells.append(cell(model, "lora", 1024, 2, False, "eager"))
     if smoke:
         pick = [("SmolLM2-135M", m) for m in ["inference", "full", "freeze", "lora", "qlora4", "lora8"]]
         cells = [c for c in cells if (c["model"], c["method"]) in pick and c["seq_len"] == 512][:12]
-    for cell in cells:
-        cell["held_out"] = cell["model"] in HELD_OUT
+    for c in cells:
+        c["held_out"] = c["model"] in HELD_OUT
     return cells
 
 
@@ -194,14 +200,14 @@ def run_cell(cell: dict) -> dict:
         with torch.no_grad():
             past = None
             step_ids = ids
-            for step in range(3):
-                if step == 2:
-                    torch.cuda.synchronize()
-                    torch.cuda.reset_peak_memory_stats()
+            for step in range(3):  # prefill, then two decode steps; the peak is the prefill's
                 out = model(input_ids=step_ids, past_key_values=past, use_cache=True, logits_to_keep=1)
                 past = out.past_key_values
                 step_ids = out.logits[:, -1:].argmax(-1)
                 del out
+                if step == 0:
+                    torch.cuda.synchronize()
+                    fwd_saved = torch.cuda.max_memory_allocated() - static  # prefill working set + KV
             torch.cuda.synchronize()
             measured = torch.cuda.max_memory_allocated()
     else:
@@ -292,9 +298,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--smoke", action="store_true", help="a few small cells only")
+    parser.add_argument("--calib", action="store_true", help="calibration cells (use with fit models only)")
     parser.add_argument("--models", nargs="*", help="restrict to these bundled models")
-    parser.add_argument("--jobs", type=int, default=8, help="cells run at once")
-    parser.add_argument("--budget-gib", type=float, default=70.0, help="estimated GiB allowed at once")
+    parser.add_argument("--jobs", type=int, default=14, help="cells run at once")
+    parser.add_argument("--budget-gib", type=float, default=74.0, help="estimated GiB allowed at once")
     parser.add_argument("--deadline", type=float, default=520.0, help="seconds; no new cell starts after")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -310,14 +317,14 @@ def main(argv=None) -> int:
     gpu = torch.cuda.get_device_name(0)
     card_gib = torch.cuda.get_device_properties(0).total_memory / 2**30
     vers = versions()
-    cells = grid(args.smoke, args.models)
+    cells = grid(args.smoke, args.models, args.calib)
     for cell in cells:
         try:
             cell["estimated_bytes"] = estimate_cell(cell).allocated
         except Exception as exc:  # report, keep going: the measurement is still worth having
             cell["estimated_bytes"] = None
             cell["note"] = f"estimate failed: {exc}"
-    budget = min(args.budget_gib, card_gib - 6)
+    budget = min(args.budget_gib, card_gib - 4)
     cells = [c for c in cells if not c["estimated_bytes"] or c["estimated_bytes"] / 2**30 < card_gib - 4]
     pending = sorted(cells, key=lambda c: -(c["estimated_bytes"] or 0))
     running: list[tuple[subprocess.Popen, dict, float]] = []

@@ -39,7 +39,7 @@ DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, 
 
 # ---- constants (bytes). Measured or fitted on the fit models (SmolLM2-135M, Qwen2.5-0.5B/1.5B), H100.
 CUDA_CONTEXT = 512 * 2**20         # CUDA context + kernels, outside max_memory_allocated (typ. 0.4-0.6 GiB)
-WORKSPACE = 40 * 2**20             # cuBLAS/cuBLASLt workspaces taken through PyTorch's allocator (fitted)
+WORKSPACE = 72 * 2**20             # cuBLAS/cuBLASLt workspaces taken through PyTorch's allocator (fitted)
 BWD_WORK_I = 6.0                   # backward working buffers of one layer, bytes per token per intermediate unit
 BWD_WORK_H = 8.0                   # ... per hidden unit
 INFER_WORK_I = {None: 6.0, 4: 6.0, 8: 8.0}  # prefill working set of one MLP, bytes/token/intermediate unit
@@ -215,7 +215,9 @@ def _layer_saved_bytes(arch: ArchFacts, s: MemorySettings, regime: str, seq_len:
     stream = 4 if regime == "amp" else 2                   # residual stream dtype (bytes)
     norm_w = {"amp": 4, "bf16": 2, "freeze": 4}.get(regime, 2)
     norm_trains = regime in ("amp", "bf16", "freeze")
-    lora_copies = regime == "lora" and not s.pure_bf16     # peft casts x to fp32, autocast back: a copy
+    # peft casts x to the fp32 adapter dtype and autocast casts it back: each adapter saves its own copy
+    # (measured: the same for bitsandbytes base layers)
+    lora_copies = regime in ("lora", "qlora") and not s.pure_bf16
     bits = s.quantization_bit if regime == "qlora" else None
 
     def linear_inputs(names: list[str], width: int, in_bytes: int) -> float:
