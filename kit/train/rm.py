@@ -94,8 +94,22 @@ def build_trainer(ctx: StageContext):
                                        remove_unused_columns=False, gradient_checkpointing=False)
     train = rm_features(ctx.train_dataset, ctx)
     evaluation = rm_features(ctx.eval_dataset, ctx) if ctx.eval_dataset is not None else None
-    return RewardTrainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
-                         processing_class=ctx.tokenizer, callbacks=ctx.callbacks)
+    head_dtype = _score_head(model).weight.dtype
+    trainer = RewardTrainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
+                            processing_class=ctx.tokenizer, callbacks=ctx.callbacks)
+    # TRL casts every trainable weight of a quantized model to bf16 (QLoRA's recipe); LoRA layers cast
+    # their input, a plain score head does not, so it goes back to the dtype of the hidden states.
+    for name, param in trainer.model.named_parameters():
+        if ".score." in f".{name}" and param.dtype != head_dtype:
+            param.data = param.data.to(head_dtype)
+    return trainer
+
+
+def _score_head(model):
+    from kit.train.dpo import is_peft
+
+    base = model.get_base_model() if is_peft(model) else model
+    return base.score.modules_to_save["default"] if hasattr(base.score, "modules_to_save") else base.score
 
 
 # ----------------------------------------------------------------------------- using a trained one
