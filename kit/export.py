@@ -208,10 +208,11 @@ def ollama_modelfile(tokenizer, system: str | None, stops: list[str]) -> str:
     user_block = r2[len(r1):].replace(marks["user"], "{{ .Content }}")
     assistant_block = r3[len(r2):].replace(marks["assistant"], "{{ .Content }}")
     generation = gen[len(r2):]
+    last_turn = ("{{ if $last }}" + generation + "{{ end }}") if generation else ""
     go = ("{{- if .System }}" + system_block + "{{ end }}"
-          "{{- range $i, $_ := .Messages }}{{- $last := eq (len (slice $.Messages $i)) 1 }}"
-          '{{- if eq .Role "user" }}' + user_block + "{{ if $last }}" + generation + "{{ end }}"
-          '{{- else if eq .Role "assistant" }}' + assistant_block + "{{ end }}{{ end }}")
+          + "{{- range $i, $_ := .Messages }}{{- $last := eq (len (slice $.Messages $i)) 1 }}"
+          + '{{- if eq .Role "user" }}' + user_block + last_turn
+          + '{{- else if eq .Role "assistant" }}' + assistant_block + "{{ end }}{{ end }}")
     lines = ["# Ollama Modelfile written by kit.export: `ollama create NAME -f Modelfile` in this folder", "",
              "FROM .", "", f'TEMPLATE """{go}"""', ""]
     if system:

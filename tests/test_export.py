@@ -133,6 +133,11 @@ def test_cli_export_refuses_existing_dir(exported, identity_adapter, capsys):
     code = export.cli_main(["--adapter_name_or_path", str(identity_adapter), "--export_dir", str(folder)])
     assert code == 1 and "overwrite" in capsys.readouterr().err
     assert (folder / "config.json").exists()
+    # the same through a LLaMA-Factory-style YAML (llamafactory-cli export merge.yaml keys)
+    yaml_file = folder.parent / "merge.yaml"
+    yaml_file.write_text(f"model_name_or_path: smollm2-135m-instruct\nadapter_name_or_path: {identity_adapter}\n"
+                         f"template: smollm2\nfinetuning_type: lora\nexport_dir: {folder}\nexport_size: 1\n")
+    assert export.cli_main([str(yaml_file)]) == 1 and "already exists" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -155,3 +160,16 @@ def test_verification_catches_a_broken_merge(identity_adapter, tmp_path, monkeyp
     with pytest.raises(export.ExportError, match="nothing was written|Nothing was written"):
         export.merge_and_save(identity_adapter, tmp_path / "broken")
     assert not (tmp_path / "broken").exists()
+
+
+def test_ollama_modelfile_from_either_template(tokenizer):
+    own = export.ollama_modelfile(tokenizer, "Be kind.", ["<|im_end|>"])  # the tokenizer's own template
+    assert 'SYSTEM """Be kind."""' in own and 'PARAMETER stop "<|im_end|>"' in own
+    assert '{{ if $last }}<|im_start|>assistant\n{{ end }}' in own
+    assert '{{- if eq .Role "user" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n' in own
+    kit_tokenizer = type(tokenizer).from_pretrained(models.builtin_dir())
+    kit_tokenizer.chat_template = templates.get(models.BUILTIN_TEMPLATE).to_jinja(kit_tokenizer)
+    from_kit = export.ollama_modelfile(kit_tokenizer, None, ["<|im_end|>"])
+    # the kit template puts the assistant header in the user block: the same text either way
+    assert '<|im_start|>user\n{{ .Content }}<|im_end|>\n<|im_start|>assistant\n' in from_kit
+    assert "SYSTEM" not in from_kit

@@ -353,21 +353,17 @@ def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
         copies = 0 if s.pure_bf16 else 2 * n_train
         sizes = [s.lora_rank * d for i, o, n in arch.linear_shapes().values() for d in (i, o)]
     b.trainable_params = n_train
-    grads_all = trainable_bytes * n_train if method != "full" or not s.pure_bf16 else 2 * n_train
-    if method == "full":
-        grads_all = (2 if s.pure_bf16 else 4) * n_params
-    states = _adam_bytes(n_train, trainable_bytes if method != "full" else (2 if s.pure_bf16 else 4), s, sizes)
+    param_bytes = (2 if s.pure_bf16 else 4) if method == "full" else trainable_bytes  # dtype of trainables
+    grads_all = param_bytes * n_train                                  # one gradient per trainable param
+    states = _adam_bytes(n_train, param_bytes, s, sizes)
 
     # --- activations (bytes saved for backward)
     per_layer = T * _layer_saved_bytes(arch, s, regime, s.seq_len)
     stream = 4 if regime == "amp" else 2
-    if method == "freeze":
-        n_act_layers = min(s.freeze_trainable_layers, L)
-    else:
-        n_act_layers = L
-    if s.gradient_checkpointing:
-        ckpt_inputs = T * stream * H * (L if method != "freeze" else L)   # each layer's input kept
-        saved_layers = ckpt_inputs
+    # freeze: frozen lower layers save nothing (no gradient flows into them)
+    n_act_layers = min(s.freeze_trainable_layers, L) if method == "freeze" else L
+    if s.gradient_checkpointing:  # each layer's input is kept (LLaMA-Factory makes inputs require grad)
+        saved_layers = T * stream * H * L
     else:
         saved_layers = per_layer * n_act_layers
     final_norm, _ = _norm_saved(stream, method == "full", stream)
