@@ -1,10 +1,5 @@
-"""Shared fixtures. Tests run in quick mode unless KIT_QUICK is set otherwise."""
-import os
-
-os.environ.setdefault("KIT_QUICK", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-import pytest  # noqa: E402
+"""Shared fixtures. Quick mode is set by the root conftest.py."""
+import pytest
 
 
 @pytest.fixture(scope="session")
