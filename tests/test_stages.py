@@ -128,6 +128,19 @@ def test_perplexity_matches_the_models_own_loss(builtin):
     assert math.isfinite(total)
 
 
+def test_answer_perplexity_matches_the_models_masked_loss(builtin):
+    import torch
+
+    model, tokenizer = builtin
+    row = {"messages": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4."}],
+           "system": ""}
+    ids, labels = templates.encode(models.BUILTIN_TEMPLATE, tokenizer, row["messages"])
+    with torch.no_grad():
+        loss = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss.item()
+    got = diagnostics.answer_perplexity(model, tokenizer, templates.get(models.BUILTIN_TEMPLATE), [row])
+    assert got == pytest.approx(math.exp(loss), rel=1e-3)
+
+
 def _windows(tokenizer, texts, size):
     out = []
     for text in texts:

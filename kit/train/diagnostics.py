@@ -5,6 +5,7 @@ From a run's log (TRL's own metrics, read back after training):
     plot_preference(log_history)     those curves as a matplotlib Figure
 Measured on a model (independent of the trainer's logs, so "before" and "after" are comparable):
     perplexity(model, tokenizer, texts)        exp(mean next-token NLL) over every token of the texts
+    answer_perplexity(model, tokenizer, template, rows)   the same over the answer tokens of chat rows
     pair_logps(model, tokenizer, template, rows)   log π(answer | prompt) of each chosen / rejected answer
     dpo_rewards(policy_logps, reference_logps, beta)   DPO's implicit rewards, margins and accuracy
     reward_accuracy(reward_model, tokenizer, template, rows)   an rm model's scores on pairs
@@ -236,4 +237,36 @@ def perplexity(model, tokenizer, texts, cutoff_len: int = 1024, batch_size: int 
     total, count = token_nll(model, tokenizer, list(texts), cutoff_len, batch_size)
     if count == 0:
         raise ValueError("perplexity: the texts hold fewer than 2 tokens, nothing to predict")
+    return math.exp(total / count)
+
+
+def answer_perplexity(model, tokenizer, template, rows, cutoff_len: int = 1024, batch_size: int = 4) -> float:
+    """exp(NLL per token) of the *answers* of SFT-style rows (messages ending with the answer), each
+    encoded with `template` as the sft stage encodes it: only the tokens with a label count. This is
+    how well the model predicts chat answers in its own format (a check for forgetting after pt)."""
+    import torch
+
+    from kit import templates
+
+    encoded = [templates.encode(template, tokenizer, row["messages"], system=row.get("system") or None,
+                                tools=row.get("tools") or None, cutoff_len=cutoff_len) for row in rows]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(encoded), batch_size):
+            batch = encoded[i:i + batch_size]
+            width = max(len(ids) for ids, _ in batch)
+            ids = torch.tensor([s + [pad] * (width - len(s)) for s, _ in batch], device=_device(model))
+            labels = torch.tensor([l + [-100] * (width - len(l)) for _, l in batch], device=_device(model))
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s, _ in batch], device=_device(model))
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()
+            nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:],
+                                                    ignore_index=-100, reduction="sum")
+            total += float(nll)
+            count += int((labels[:, 1:] != -100).sum())
+    model.train(was_training)
+    if count == 0:
+        raise ValueError("answer_perplexity: no answer token to score (rows must end with an answer)")
     return math.exp(total / count)
