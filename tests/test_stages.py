@@ -14,9 +14,10 @@ from kit.train.config import TrainConfig
 
 
 def make_config(stage, tmp_path, dataset, **overrides):
-    values = dict(stage=stage, dataset=dataset, output_dir=str(tmp_path / f"{stage}_run"), max_steps=3,
-                  cutoff_len=64, per_device_train_batch_size=2, gradient_accumulation_steps=1, logging_steps=1,
-                  max_samples=4, report_to="none", learning_rate=1e-4, max_new_tokens=12)
+    values = {"stage": stage, "dataset": dataset, "output_dir": str(tmp_path / f"{stage}_run"), "max_steps": 3,
+              "cutoff_len": 64, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
+              "logging_steps": 1, "max_samples": 4, "report_to": "none", "learning_rate": 1e-4,
+              "max_new_tokens": 12}
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -58,7 +59,7 @@ def test_encode_pairs_share_the_prompt_and_match_encode(tokenizer):
     rows = load_rows("dpo_en_demo", "dpo").select(range(3))
     cols = dpo.encode_pairs(rows, tokenizer, models.BUILTIN_TEMPLATE, cutoff_len=128)
     for i, row in enumerate(rows):
-        ids, labels = templates.encode(models.BUILTIN_TEMPLATE, tokenizer, row["messages"] + [row["chosen"]],
+        ids, _ = templates.encode(models.BUILTIN_TEMPLATE, tokenizer, row["messages"] + [row["chosen"]],
                                        cutoff_len=128)
         assert cols["chosen_input_ids"][i] == ids  # same tokens as SFT encoding of prompt + chosen
         assert cols["chosen_input_ids"][i][:len(cols["prompt_ids"][i])] == cols["prompt_ids"][i]

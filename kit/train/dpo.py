@@ -44,7 +44,7 @@ def _check_pair_row(row: dict, index: int, stage: str) -> None:
     for side in ("chosen", "rejected"):
         answer = row.get(side)
         if not isinstance(answer, dict) or not isinstance(answer.get("content"), str):
-            raise ValueError(f"stage '{stage}': row {index} has no '{side}' answer ({side}={answer!r:.60}); "
+            raise ValueError(f"stage '{stage}': row {index} has no '{side}' answer ({side}={answer!r:.60}); "  # noqa: TRY004
                              f"stage '{stage}' needs ranking rows (a dataset with \"ranking\": true, e.g. "
                              f"dpo_en_demo), loaded with kit.data.load_dataset(..., stage='{stage}')")
 
@@ -171,8 +171,8 @@ def check_pref_loss(config) -> str:
 def build_trainer(ctx: StageContext):
     config = ctx.config
     loss = check_pref_loss(config)
-    common = dict(max_length=config.cutoff_len, beta=config.pref_beta, remove_unused_columns=False,
-                  gradient_checkpointing=False)
+    common = {"max_length": config.cutoff_len, "beta": config.pref_beta, "remove_unused_columns": False,
+              "gradient_checkpointing": False}
     if loss in DPO_LOSSES:
         from trl import DPOConfig
 

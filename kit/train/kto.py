@@ -32,7 +32,7 @@ def kto_features(rows, ctx: StageContext):
         label = row.get("kto_label")
         messages = row.get("messages") or []
         if not isinstance(label, bool):
-            raise ValueError(f"stage 'kto': row {index} has kto_label={label!r}; stage 'kto' needs rows with "
+            raise ValueError(f"stage 'kto': row {index} has kto_label={label!r}; stage 'kto' needs rows with "  # noqa: TRY004
                              f"kto_label true/false (a dataset mapping kto_tag, e.g. kto_en_demo, loaded "
                              f"with kit.data.load_dataset(..., stage='kto'))")
         if not messages or messages[-1].get("role") not in ("assistant", "function"):

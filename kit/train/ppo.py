@@ -27,8 +27,8 @@ ppo_whiten_rewards, reward APIs (reward_model_type="api"), vLLM generation.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from kit.train.context import StageContext, register_stage
 
