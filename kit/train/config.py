@@ -55,8 +55,9 @@ class ModelArguments:
                                  "Trust remote code", "信任远程代码")
     quantization_bit: int | None = _f(None, "Load the base model in 4 or 8 bits with bitsandbytes (QLoRA); "
                                       "LoRA only.", "Quantization bit", "量化等级", choices=[None, 8, 4])
-    quantization_method: str = _f("bitsandbytes", "Quantization library (this kit supports bitsandbytes).",
-                                  "Quantization method", "量化方法", choices=["bitsandbytes"])
+    quantization_method: str = _f("bitsandbytes", "Quantization library (this kit supports bitsandbytes; "
+                                  "newer LLaMA-Factory versions spell it bnb).",
+                                  "Quantization method", "量化方法", choices=["bitsandbytes", "bnb"])
     quantization_type: str = _f("nf4", "4-bit data type: nf4 (QLoRA's NormalFloat) or fp4.",
                                 "Quantization type", "量化数据类型", choices=["nf4", "fp4"])
     double_quantization: bool = _f(True, "Quantize the 4-bit scales too (QLoRA's double quantization).",
@@ -216,6 +217,9 @@ class TrainingArguments:
                                            "(e.g. 5); None = off.", "NEFTune alpha", "NEFTune 噪声参数",
                                            min=0.0)
     logging_steps: int = _f(5, "Log the loss every n steps.", "Logging steps", "日志间隔", min=1)
+    save_strategy: str = _f("steps", "When to save checkpoints: steps (every save_steps and at the end), "
+                            "epoch, or no (only the final model).", "Save strategy", "保存策略",
+                            choices=["steps", "epoch", "no"])
     save_steps: int = _f(100, "Save a checkpoint every n steps.", "Save steps", "保存间隔", min=1)
     save_total_limit: int | None = _f(None, "Keep at most this many checkpoints.", "Save total limit",
                                       "最多保存检查点", min=1)

@@ -32,7 +32,7 @@ CONFIG_FILE = "kit_config.yaml"
 LF_CONFIG_FILE = "llamafactory_config.yaml"
 RESULT_FILE = "run_result.json"
 # settings that may change between a run and its resumption
-RESUMABLE_CHANGES = {"max_steps", "num_train_epochs", "save_steps", "logging_steps", "eval_steps",
+RESUMABLE_CHANGES = {"save_strategy", "max_steps", "num_train_epochs", "save_steps", "logging_steps", "eval_steps",
                      "save_total_limit", "overwrite_output_dir", "resume_from_checkpoint", "report_to"}
 
 
@@ -190,7 +190,7 @@ def training_arguments(config: TrainConfig, device: str) -> dict:
         warmup_steps=config.warmup_steps if config.warmup_steps else config.warmup_ratio,
         max_grad_norm=config.max_grad_norm, weight_decay=config.weight_decay, optim=config.optim,
         logging_steps=config.logging_steps, logging_first_step=True,
-        save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
+        save_strategy=config.save_strategy, save_steps=config.save_steps, save_total_limit=config.save_total_limit,
         eval_strategy=config.eval_strategy, eval_steps=config.eval_steps,
         seed=config.seed, data_seed=config.seed, report_to=report or "none",
         bf16=config.bf16 and not config.pure_bf16, fp16=config.fp16,

@@ -1,0 +1,371 @@
+"""Training panel: LLaMA-Factory's web-UI "Train" page as ipywidgets, built from `TrainConfig`'s fields.
+
+    panel = kit.ui.train.TrainPanel()          # or TrainPanel(config) to start from a config
+    panel                                      # show it in a notebook
+    panel.config()                             # the TrainConfig the widgets describe
+    panel.start(background=False)              # what the start button does (kit.train.run)
+
+Every setting widget comes from a dataclass field of `kit.train.TrainConfig`: its default, its help
+text (tooltip) and its English / Chinese label ("label" / "label_zh" in the field metadata). The only
+strings kept here are the panel's own (buttons, tab and group titles) in `TEXT`. Groups follow
+LLaMA-Factory's UI: general settings on top (model, method, quantization, template, acceleration), then
+the train tab (stage and data with a dataset preview, hyper-parameters, LoRA, freeze, GaLore,
+RLHF, output / monitoring, other). Buttons: preview command, save / load arguments (YAML), start,
+abort. Tests drive it by setting `panel.widgets[name].value` and calling the button handlers.
+Not here: evaluation, chat and export tabs (kit.ui.chat, kit.evaluate, kit.export); multi-GPU launch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+import threading
+import time
+import typing
+from pathlib import Path
+
+import ipywidgets as widgets
+
+from kit.train.config import ConfigError, TrainConfig
+
+# the panel's own strings; setting labels live on the TrainConfig fields
+TEXT = {
+    "lang": ("Language", "语言"),
+    "general": ("General settings", "通用设置"),
+    "train_tab": ("Train", "训练"),
+    "data": ("Stage and data", "阶段与数据"),
+    "hyper": ("Hyper-parameters", "超参数"),
+    "lora": ("LoRA / QLoRA", "LoRA / QLoRA 参数"),
+    "freeze": ("Freeze", "部分参数微调"),
+    "galore": ("GaLore", "GaLore 参数"),
+    "rlhf": ("RLHF (rm / dpo / kto / ppo)", "RLHF 参数"),
+    "output": ("Output and monitoring", "输出与监控"),
+    "other": ("Other", "其他"),
+    "preview_data": ("Preview dataset", "预览数据集"),
+    "preview": ("Preview command", "预览命令"),
+    "save": ("Save arguments", "保存训练参数"),
+    "load": ("Load arguments", "载入训练参数"),
+    "args_path": ("Config path", "配置路径"),
+    "start": ("Start", "开始"),
+    "abort": ("Abort", "中断"),
+    "resume": ("Resume from last checkpoint", "从断点继续"),
+    "saved": ("Saved arguments to", "训练参数已保存至"),
+    "loaded": ("Loaded arguments from", "已载入训练参数"),
+    "unused": ("keys not used by kit.train (kept)", "未使用的参数（已保留）"),
+    "running": ("Training...", "正在训练……"),
+    "aborting": ("Stopping after this step; a checkpoint will be saved.", "将在本步结束后停止并保存断点。"),
+    "done": ("Finished", "训练完毕"),
+    "stopped": ("Stopped early (tick resume and start to continue)", "已中断（勾选从断点继续后点开始）"),
+    "busy": ("A run is already in progress.", "已有训练在进行。"),
+    "error": ("Error", "错误"),
+}
+LANGS = {"English": 0, "中文": 1}
+
+GENERAL = ["model_name_or_path", "adapter_name_or_path", "finetuning_type", "quantization_bit",
+           "quantization_method", "template", "flash_attn", "disable_gradient_checkpointing"]
+GROUPS = {
+    "data": ["stage", "dataset_dir", "dataset", "eval_dataset", "cutoff_len", "max_samples", "val_size",
+             "train_on_prompt", "mask_history", "packing"],
+    "hyper": ["learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+              "gradient_accumulation_steps", "lr_scheduler_type", "warmup_ratio", "warmup_steps",
+              "max_grad_norm", "weight_decay", "optim", "neftune_noise_alpha", "seed", "bf16", "fp16",
+              "pure_bf16"],
+    "lora": ["lora_rank", "lora_alpha", "lora_dropout", "lora_target", "additional_target", "use_rslora",
+             "use_dora", "quantization_type", "double_quantization"],
+    "freeze": ["freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules"],
+    "galore": ["use_galore", "galore_target", "galore_rank", "galore_update_interval", "galore_scale",
+               "galore_proj_type", "galore_layerwise"],
+    "rlhf": ["pref_beta", "pref_ftx", "pref_loss", "dpo_label_smoothing", "simpo_gamma", "kto_chosen_weight",
+             "kto_rejected_weight", "ref_model", "ref_model_adapters", "ref_model_quantization_bit",
+             "reward_model", "reward_model_adapters", "reward_model_quantization_bit", "reward_model_type",
+             "ppo_buffer_size", "ppo_epochs", "ppo_score_norm", "ppo_target", "ppo_whiten_rewards"],
+    "output": ["output_dir", "overwrite_output_dir", "logging_steps", "save_steps", "save_total_limit",
+               "eval_strategy", "eval_steps", "per_device_eval_batch_size", "report_to", "plot_loss"],
+}
+NONE = "none"  # how an optional choice shows None in a dropdown
+
+
+def text(key: str, lang: int = 0) -> str:
+    return TEXT[key][lang]
+
+
+def field_label(f: dataclasses.Field, lang: int = 0) -> str:
+    return f.metadata.get("label_zh" if lang else "label", f.name) or f.name
+
+
+def _base_type(hint):
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    return base, optional
+
+
+def make_widget(f: dataclasses.Field, hint, value, lang: int = 0) -> widgets.Widget:
+    """One widget for a setting: Dropdown for choices, Checkbox for bool, IntText / FloatText for
+    numbers, Text for strings and optional numbers ("" = None). Tooltip = the field's help."""
+    base, optional = _base_type(hint)
+    common = dict(description=field_label(f, lang), description_tooltip=f.metadata.get("help", ""),
+                  style={"description_width": "170px"}, layout=widgets.Layout(width="430px"))
+    if "choices" in f.metadata:
+        options = [(NONE if c is None else str(c), c) for c in f.metadata["choices"]]
+        return widgets.Dropdown(options=options, value=value, **common)
+    if base is bool:
+        return widgets.Checkbox(value=bool(value), indent=False, **common)
+    if base is int and not optional:
+        return widgets.IntText(value=value, **common)
+    if base is float and not optional and f.name != "learning_rate":
+        return widgets.FloatText(value=value, **common)
+    return widgets.Text(value="" if value is None else str(value), **common)  # str, optional, learning rate
+
+
+class PanelCallback:
+    """transformers callback that draws the loss plot and progress into the panel after every log."""
+
+    def __new__(cls, panel):
+        from transformers import TrainerCallback
+
+        class _Callback(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                panel.progress.max = max(state.max_steps, 1)
+                panel.progress.value = state.global_step
+
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                from kit.train import monitor
+
+                panel.history = list(state.log_history)
+                fig = monitor.plot_loss(state.log_history, title=panel._title)
+                panel.plot.value = monitor.figure_png(fig)
+                last = state.log_history[-1] if state.log_history else {}
+                if "loss" in last:
+                    panel.status.value = (f"{html.escape(text('running', panel.lang))} step "
+                                          f"{state.global_step}/{state.max_steps}, loss {last['loss']:.4f}")
+
+        return _Callback()
+
+
+class TrainPanel(widgets.VBox):
+    """The training panel. `widgets` maps each TrainConfig field name to its widget."""
+
+    def __init__(self, config: TrainConfig | None = None, lang: str = "English"):
+        config = config or TrainConfig()
+        self.lang = LANGS[lang]
+        self.extra = dict(config.extra)
+        self.fields = TrainConfig.field_map()
+        hints = typing.get_type_hints(TrainConfig)
+        self.widgets = {name: make_widget(f, hints[name], getattr(config, name), self.lang)
+                        for name, f in self.fields.items()}
+        self.result = None
+        self.error = None
+        self.history: list = []
+        self.thread: threading.Thread | None = None
+        self.abort_flag = threading.Event()
+        self._title = "training loss"
+
+        # data preview
+        self.data_button = widgets.Button(icon="table")
+        self.data_box = widgets.VBox()
+        self.data_button.on_click(lambda _: self.preview_dataset())
+        # output area
+        self.preview_area = widgets.Textarea(layout=widgets.Layout(width="100%", height="220px"))
+        self.args_path = widgets.Text(layout=widgets.Layout(width="430px"),
+                                      style={"description_width": "170px"})
+        self.resume = widgets.Checkbox(value=False, indent=False)
+        self.buttons = {key: widgets.Button(button_style=style) for key, style in
+                        [("preview", ""), ("save", ""), ("load", ""), ("start", "primary"),
+                         ("abort", "danger")]}
+        self.buttons["preview"].on_click(lambda _: self.preview_command())
+        self.buttons["save"].on_click(lambda _: self.save_args())
+        self.buttons["load"].on_click(lambda _: self.load_args())
+        self.buttons["start"].on_click(lambda _: self.start())
+        self.buttons["abort"].on_click(lambda _: self.abort())
+        self.status = widgets.HTML()
+        self.progress = widgets.IntProgress(value=0, min=0, max=1)
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="600px"))
+        self.language = widgets.Dropdown(options=list(LANGS), value=lang,
+                                         style={"description_width": "170px"})
+        self.language.observe(lambda change: self.set_language(change["new"]), names="value")
+
+        placed = set(GENERAL).union(*GROUPS.values())
+        self.groups = {key: widgets.VBox([self.widgets[n] for n in names]) for key, names in GROUPS.items()}
+        self.groups["data"].children += (self.data_button, self.data_box)
+        self.groups["other"] = widgets.VBox([self.widgets[n] for n in self.fields if n not in placed])
+        self.general = widgets.VBox([self.language, *[self.widgets[n] for n in GENERAL]])
+        self.sections = widgets.Accordion(children=list(self.groups.values()), selected_index=0)
+        self.tabs = widgets.Tab(children=[self.general, self.sections])
+        actions = widgets.HBox([self.buttons[k] for k in ("preview", "save", "load", "start", "abort")])
+        super().__init__([self.tabs, widgets.HBox([self.args_path, self.resume]), actions, self.status,
+                          self.progress, self.plot, self.preview_area])
+        self.set_language(lang)
+
+    # ------------------------------------------------------------------------- config <-> widgets
+    def values(self) -> dict:
+        return {name: w.value for name, w in self.widgets.items()}
+
+    def config(self) -> TrainConfig:
+        """The TrainConfig the widgets describe (values converted by TrainConfig.from_dict; raises
+        ConfigError naming the field for a value that is not a number where one is needed)."""
+        values = self.values()
+        if not values["output_dir"]:
+            values["output_dir"] = self.default_output_dir(values)
+        return TrainConfig.from_dict({**values, "extra": dict(self.extra)}, source="training panel",
+                                     warn=False)
+
+    @staticmethod
+    def default_output_dir(values: dict) -> str:
+        """LLaMA-Factory's UI naming: saves/<model>/<method>/train_<date-time>, under kit's work dir."""
+        from kit import env
+
+        model = Path(str(values["model_name_or_path"])).name or "model"
+        return str(env.work_dir() / "saves" / model / str(values["finetuning_type"])
+                   / time.strftime("train_%Y-%m-%d-%H-%M-%S"))
+
+    def set_config(self, config: TrainConfig) -> None:
+        self.extra = dict(config.extra)
+        for name, w in self.widgets.items():
+            value = getattr(config, name)
+            w.value = ("" if value is None else str(value)) if isinstance(w, widgets.Text) else value
+
+    # ------------------------------------------------------------------------- language
+    def set_language(self, lang: str) -> None:
+        """Switch every label (settings, groups, buttons) between English and Chinese."""
+        self.lang = LANGS[lang]
+        if self.language.value != lang:
+            self.language.value = lang
+        for name, w in self.widgets.items():
+            w.description = field_label(self.fields[name], self.lang)
+        for key, button in self.buttons.items():
+            button.description = text(key, self.lang)
+        self.data_button.description = text("preview_data", self.lang)
+        self.language.description = text("lang", self.lang)
+        self.args_path.description = text("args_path", self.lang)
+        self.resume.description = text("resume", self.lang)
+        for index, key in enumerate(self.groups):
+            self.sections.set_title(index, text(key, self.lang))
+        self.tabs.set_title(0, text("general", self.lang))
+        self.tabs.set_title(1, text("train_tab", self.lang))
+
+    # ------------------------------------------------------------------------- buttons
+    def _error(self, err: Exception) -> None:
+        self.error = err
+        self.status.value = (f"<span style='color:#c00'>{html.escape(text('error', self.lang))}: "
+                             f"{html.escape(str(err))}</span>")
+
+    def preview_command(self) -> str:
+        """The llamafactory-cli command and YAML for the current settings (into the text area)."""
+        try:
+            config = self.config()
+        except ConfigError as err:
+            self._error(err)
+            return ""
+        self.preview_area.value = (config.command_preview() + "\n\n# --- as a YAML file "
+                                   "(llamafactory-cli train FILE.yaml) ---\n" + config.to_llamafactory_yaml())
+        return self.preview_area.value
+
+    def _path(self) -> Path:
+        if self.args_path.value.strip():
+            return Path(self.args_path.value.strip()).expanduser()
+        from kit import env
+
+        return env.work_dir() / "configs" / "train_args.yaml"
+
+    def save_args(self) -> Path | None:
+        """Write the settings as our YAML to the path box (default work_dir()/configs/train_args.yaml)."""
+        try:
+            path = self._path()
+            self.config().to_yaml(path)
+        except (ConfigError, OSError) as err:
+            self._error(err)
+            return None
+        self.status.value = f"{html.escape(text('saved', self.lang))} {html.escape(str(path))}"
+        return path
+
+    def load_args(self) -> TrainConfig | None:
+        """Read a YAML (ours or LLaMA-Factory's) from the path box into the widgets; unused keys are
+        listed in the status line and kept for saving / preview."""
+        import warnings
+
+        try:
+            path = self._path()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                config = TrainConfig.from_yaml(path)
+        except (ConfigError, OSError) as err:
+            self._error(err)
+            return None
+        self.set_config(config)
+        message = f"{html.escape(text('loaded', self.lang))} {html.escape(str(path))}"
+        if config.unknown_keys:
+            message += f"; {html.escape(text('unused', self.lang))}: {html.escape(', '.join(config.unknown_keys))}"
+        self.status.value = message
+        return config
+
+    def preview_dataset(self, page_size: int = 3):
+        """Show the first dataset's canonical rows (kit.data) in a paged previewer (kit.ui.data)."""
+        from kit import data
+        from kit.train.runner import resolve_dataset_dir
+        from kit.ui.data import PreviewPanel
+
+        try:
+            config = self.config()
+            if not config.dataset:
+                raise ConfigError("field 'dataset' = None is not allowed: expected a name from dataset_info.json")
+            rows = data.load_dataset(config.dataset, dataset_dir=resolve_dataset_dir(config.dataset_dir),
+                                     stage=config.stage, max_samples=config.max_samples, verbose=False)
+        except (ConfigError, data.DataError, OSError, ValueError) as err:
+            self._error(err)
+            return None
+        panel = PreviewPanel(rows, page_size=page_size)
+        self.data_box.children = (panel,)
+        return panel
+
+    def start(self, background: bool = True):
+        """Validate and train with kit.train.run (in a thread unless background=False); the loss plot
+        and progress bar update after every log. Returns the thread, or the TrainResult inline."""
+        if self.thread is not None and self.thread.is_alive():
+            self.status.value = html.escape(text("busy", self.lang))
+            return self.thread
+        try:
+            config = self.config().validate()
+        except ConfigError as err:
+            self._error(err)
+            return None
+        self.widgets["output_dir"].value = config.output_dir
+        self.result, self.error, self.history = None, None, []
+        self.abort_flag = threading.Event()
+        self._title = f"{config.stage} / {config.finetuning_type}"
+        self.progress.value = 0
+        self.status.value = html.escape(text("running", self.lang))
+        resume = self.resume.value
+
+        def work():
+            from kit.train import run
+
+            try:
+                self.result = run(config, abort=self.abort_flag, callbacks=[PanelCallback(self)],
+                                  live_plot=False, resume=resume)
+            except Exception as err:  # shown in the panel; the thread must not die silently
+                self._error(err)
+                return
+            key = "stopped" if self.result.interrupted else "done"
+            self.status.value = f"{html.escape(text(key, self.lang))}: {html.escape(str(self.result))}"
+
+        if not background:
+            work()
+            return self.result
+        self.thread = threading.Thread(target=work, name="kit-train-panel", daemon=True)
+        self.thread.start()
+        return self.thread
+
+    def abort(self) -> None:
+        """Ask the running training to stop after the current step (a checkpoint is saved)."""
+        self.abort_flag.set()
+        self.status.value = html.escape(text("aborting", self.lang))
+
+    def wait(self, timeout: float | None = None):
+        """Block until a background run ends; returns the TrainResult (None on error)."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return self.result
+
+
+def train_panel(config: TrainConfig | None = None, lang: str = "English") -> TrainPanel:
+    return TrainPanel(config, lang=lang)
