@@ -319,3 +319,26 @@ def test_cli_trains_from_yaml(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "kit", "train", str(path), "--set", "lora_rank=0"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "'lora_rank' = 0" in bad.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
+    from transformers import TrainerCallback
+
+    from kit.train import run
+
+    class CtrlC(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise KeyboardInterrupt
+
+    config = tiny(tmp_path, finetuning_type="lora", lora_rank=4)
+    stopped = run(config, callbacks=[CtrlC()])
+    out = Path(config.output_dir)
+    assert stopped.interrupted and stopped.global_step == 2 and stopped.checkpoint == str(out / "checkpoint-2")
+    assert (out / "checkpoint-2" / "optimizer.pt").is_file() and (out / "checkpoint-2" / "scheduler.pt").is_file()
+    assert json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
+    resumed = run(config, resume=True)
+    # step 2's loss was never logged (Ctrl-C came before its log); the history goes on from the checkpoint
+    assert resumed.global_step == 3 and [e["step"] for e in resumed.log_history if "loss" in e] == [1, 3]
+    assert (out / "adapter_model.safetensors").is_file() and (out / "run_result.json").is_file()

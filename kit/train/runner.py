@@ -194,7 +194,6 @@ def training_arguments(config: TrainConfig, device: str) -> dict:
         eval_strategy=config.eval_strategy, eval_steps=config.eval_steps,
         seed=config.seed, data_seed=config.seed, report_to=report or "none",
         bf16=config.bf16 and not config.pure_bf16, fp16=config.fp16,
-        gradient_checkpointing=False,  # switched on on the model itself (kit.train.methods)
         neftune_noise_alpha=config.neftune_noise_alpha or None,
         remove_unused_columns=False, label_names=["labels"], use_cpu=device == "cpu",
         dataloader_num_workers=0, save_only_model=False,
@@ -264,6 +263,9 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
     template = templates.get(config.template)
     train_rows, eval_rows = load_rows(config)
     model, tokenizer = load_model(config, device)
+    from transformers import set_seed
+
+    set_seed(config.seed)  # LoRA's random A (and any other init) depends on the seed, not on earlier runs
     model = methods.apply_method(model, config, quantized=bool(config.quantization_bit))
     trainable, total = methods.trainable_parameters(model)
 
@@ -288,7 +290,7 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
     try:
         output = trainer.train(resume_from_checkpoint=checkpoint)
         metrics = dict(output.metrics)
-        interrupted = stopper.aborted
+        interrupted = stopper.aborted or stopper.flag.is_set()  # another callback may have set it
     except KeyboardInterrupt:
         interrupted = True
         print(f"\nInterrupted at step {trainer.state.global_step}: saving a checkpoint so that "
