@@ -398,14 +398,15 @@ def plot_parameter_counts(model_or_counts, title: str | None = None):
     """A horizontal bar chart of `count_parameters` (millions of parameters per part); returns the Figure.
 
     Accepts a model or the dict count_parameters returned. The total is shown in the title."""
-    import matplotlib.pyplot as plt
+    from kit.plots import Figure
 
     counts = model_or_counts if isinstance(model_or_counts, dict) else count_parameters(model_or_counts)
     parts = {k: v for k, v in counts.items() if k != "total"}
     total = counts.get("total", sum(parts.values()))
     names = sorted(parts, key=parts.get)
     millions = [parts[n] / 1e6 for n in names]
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.2))
+    fig = Figure(figsize=(7, 0.35 * len(names) + 1.2))
+    ax = fig.subplots()
     bars = ax.barh(names, millions, color="tab:blue")
     for bar, n in zip(bars, names):
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,

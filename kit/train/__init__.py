@@ -23,7 +23,8 @@ def __getattr__(name):  # heavy parts (transformers, torch) load on first use
         from kit.train import runner
 
         return getattr(runner, name)
-    if name in ("recipes", "monitor", "methods", "runner", "cli", "sft"):
+    if name in ("recipes", "monitor", "methods", "runner", "cli", "sft", "diagnostics", "pt", "rm", "dpo",
+                "kto", "ppo"):
         import importlib
 
         return importlib.import_module(f"kit.train.{name}")

@@ -45,7 +45,7 @@ def preference_curves(log_history: list[dict]) -> dict:
 
 def plot_preference(log_history: list[dict], title: str = "preference training", path=None):
     """Left: chosen / rejected rewards and their margin; right: accuracy (and KL when logged)."""
-    from matplotlib.figure import Figure
+    from kit.plots import Figure
 
     curves = preference_curves(log_history)
     steps = curves["steps"]

@@ -65,7 +65,7 @@ def loss_series(log_history: list[dict]) -> dict:
 def plot_loss(log_history: list[dict], path: str | Path | None = None, title: str = "training loss"):
     """A matplotlib Figure of the raw and smoothed training loss (and eval loss when present);
     saved as PNG to `path` when given. Uses matplotlib's object API (no pyplot state)."""
-    from matplotlib.figure import Figure
+    from kit.plots import Figure
 
     series = loss_series(log_history)
     fig = Figure(figsize=(6, 3.5), dpi=100)

@@ -12,7 +12,7 @@ import html
 from dataclasses import fields
 
 import ipywidgets as widgets
-from matplotlib.figure import Figure
+from kit.plots import Figure
 
 from kit.memory import COMPONENTS, GIB, Breakdown, MemorySettings, compare, estimate, names
 
