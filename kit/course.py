@@ -97,10 +97,9 @@ def run_course(quick: bool | None = None, out: str | os.PathLike = "build/course
     results: list[LessonResult] = []
     print(f"Running {len(selected)} lessons in {'quick' if quick else 'full'} mode -> {out_dir}", flush=True)
     for path in selected:
-        print(f"  {path.stem} ...", end="", flush=True)
         result = run_lesson(path, out_dir, quick=quick, timeout=timeout)
         results.append(result)
-        print(f" {'ok' if result.ok else 'FAILED'} ({result.seconds:.0f} s)", flush=True)
+        print(f"  {path.stem:<36} {'ok' if result.ok else 'FAILED'} ({result.seconds:.0f} s)", flush=True)
         summary = {"mode": "quick" if quick else "full", "lessons": [asdict(r) for r in results]}
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(format_summary(results))
