@@ -65,10 +65,19 @@ class ModelArguments:
     flash_attn: str = _f("auto", "Attention implementation: auto, disabled (eager), sdpa or fa2 "
                          "(flash-attention 2, CUDA only).", "Flash attention", "加速方式",
                          choices=["auto", "disabled", "sdpa", "fa2"])
-    disable_gradient_checkpointing: bool = _f(True, "Turn gradient checkpointing off. LLaMA-Factory's default "
-                                              "is False (on: less memory, ~30% slower); the kit defaults to "
-                                              "True because the built-in model is tiny.",
-                                              "Disable gradient checkpointing", "禁用梯度检查点")
+    disable_gradient_checkpointing: bool | None = _f(
+        None, "Turn gradient checkpointing off. None (the default) = LLaMA-Factory's default on a GPU "
+        "(False: checkpointing on, each layer recomputed in backward: less memory, ~30% slower) and off on "
+        "CPU, where there is no GPU memory to save.", "Disable gradient checkpointing", "禁用梯度检查点",
+        choices=[None, False, True])
+    use_reentrant_gc: bool = _f(True, "Gradient checkpointing through torch's reentrant implementation "
+                                "(LLaMA-Factory's default); False = the non-reentrant one.",
+                                "Reentrant checkpointing", "使用可重入梯度检查点")
+    enable_liger_kernel: bool | str = _f(False, "Liger kernels (pip install '.[gpu]'): fused linear "
+                                         "cross-entropy (no logits tensor), RMSNorm, SwiGLU, RoPE in Triton. "
+                                         "Needs CUDA + Triton: True fails early elsewhere; 'auto' uses them "
+                                         "where they run and says so when not.", "Liger kernel",
+                                         "使用 Liger Kernel", choices=[False, True, "auto"])
 
 
 @dataclass
@@ -91,8 +100,13 @@ class DataArguments:
                                "Train on prompt", "学习提示词")
     mask_history: bool = _f(False, "Train only on the last assistant turn of each conversation.",
                             "Mask history", "不学习历史对话")
-    packing: bool = _f(False, "Concatenate several examples into one cutoff_len sequence.",
-                       "Packing", "序列打包")
+    packing: bool | None = _f(None, "Concatenate several examples into one cutoff_len sequence (greedy, in "
+                              "order): no padding, but examples in one sequence attend to each other, so it "
+                              "trains a slightly different model. None = LLaMA-Factory's default: on for stage "
+                              "pt, off otherwise.", "Packing", "序列打包", choices=[None, False, True])
+    neat_packing: bool = _f(False, "Packing without cross-attention: each example in a packed sequence "
+                            "attends only to itself (position ids restart; a block-diagonal causal mask). "
+                            "Implies packing.", "Neat packing", "使用无污染打包")
 
 
 @dataclass
@@ -186,8 +200,8 @@ class TrainingArguments:
                                             "Resume from checkpoint", "断点路径")
     do_train: bool = _f(True, "Train (the kit always does; kept for LLaMA-Factory YAMLs).", "Do train",
                         "执行训练")
-    learning_rate: float = _f(5e-5, "Peak learning rate of AdamW.", "Learning rate", "学习率",
-                              min=1e-12, max=1.0)
+    learning_rate: float = _f(5e-5, "Peak learning rate of AdamW (0 measures the loss without changing "
+                              "the model).", "Learning rate", "学习率", min=0.0, max=1.0)
     num_train_epochs: float = _f(3.0, "Passes over the training data (ignored when max_steps > 0).",
                                  "Epochs", "训练轮数", min=0.0)
     max_steps: int = _f(-1, "Optimizer steps to run; -1 means use num_train_epochs.", "Max steps",
@@ -453,6 +467,8 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
         raise ConfigError(f"{source}: field '{name}' = None is not allowed: expected a {base.__name__}")
     try:
         if base is bool:
+            if str in args and isinstance(value, str) and value.strip().lower() == "auto":
+                return "auto"  # bool | str fields (enable_liger_kernel) also take "auto"
             if isinstance(value, str) and value.strip().lower() in _BOOL:
                 return _BOOL[value.strip().lower()]
             if isinstance(value, (bool, int)) and value in (0, 1):

@@ -100,8 +100,9 @@ def apply_lora(model, config, *, quantized: bool = False, gradient_checkpointing
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
     if quantized:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": bool(getattr(config, "use_reentrant_gc", False))})
     adapters = _names(config.adapter_name_or_path)
     if adapters:
         for path in adapters[:-1]:  # earlier adapters are merged into the base, as LLaMA-Factory does
@@ -115,7 +116,10 @@ def apply_lora(model, config, *, quantized: bool = False, gradient_checkpointing
 
 def apply_method(model, config, *, quantized: bool = False):
     """The model with the right weights trainable for config.finetuning_type (full / freeze / lora)."""
-    gc = not config.disable_gradient_checkpointing
+    from kit.train import accel
+
+    device = next(model.parameters()).device.type
+    gc = accel.use_gradient_checkpointing(config, device)
     if config.finetuning_type == "full":
         for param in model.parameters():
             param.requires_grad_(True)
@@ -127,5 +131,5 @@ def apply_method(model, config, *, quantized: bool = False):
     else:
         raise ValueError(f"finetuning_type = {config.finetuning_type!r}: expected full, freeze or lora")
     if gc and not quantized:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        accel.enable_gradient_checkpointing(model, config)
     return model

@@ -4,16 +4,18 @@ Rows are canonical pre-training rows, `[{"role": "assistant", "content": text}]`
 `kit.templates.encode_pretrain(tokenizer, text)` = the tokenizer's own special tokens + text + EOS,
 with no chat template and no mask: every token is a label. As in LLaMA-Factory's pre-training
 processor, the texts are then *packed*: concatenated in order into one stream and cut into blocks of
-cutoff_len tokens, so no compute is spent on padding (packing is always on for pt, whatever
-`packing` says). Unlike LLaMA-Factory, the last, shorter block is kept (nothing silently dropped).
+cutoff_len tokens, so no compute is spent on padding (`packing` None, the default, means on for pt,
+as in LLaMA-Factory; `packing: false` gives one sequence per text, cut at cutoff_len). Unlike
+LLaMA-Factory, the last, shorter block is kept (nothing silently dropped).
 A block may hold the end of one text and the start of the next (separated by EOS), and attention
-crosses that boundary: the cheap, standard way.
+crosses that boundary: the cheap, standard way. `neat_packing: true` instead packs whole texts
+(each cut at cutoff_len) into rows that each text attends to alone (kit.train.accel).
 
     blocks = pack_texts([[1, 2, 3], [4, 5], [6, 7, 8, 9]], block_size=4)   # [[1,2,3,4], [5,6,7,8], [9]]
     padding_share([[1, 2, 3], [4, 5]])   # 1/6: one pad token out of 6 positions in a batch of 2
 
 `kit.train.diagnostics.perplexity` measures the result on held-out text.
-Not here: attention-isolated (neat) packing, streaming corpora larger than memory, tokenizer training.
+Not here: streaming corpora larger than memory, tokenizer training.
 """
 from __future__ import annotations
 
@@ -70,7 +72,17 @@ def pt_features(rows, ctx: StageContext):
     """A datasets.Dataset of packed blocks (input_ids = labels, attention_mask)."""
     from datasets import Dataset
 
-    blocks = pack_texts(encode_texts(pt_texts(rows), ctx.tokenizer), ctx.config.cutoff_len)
+    from kit.train import accel
+
+    token_lists = encode_texts(pt_texts(rows), ctx.tokenizer)
+    if ctx.config.neat_packing:
+        token_lists = truncate_texts(token_lists, ctx.config.cutoff_len)
+        return Dataset.from_dict(accel.pack_neat({"input_ids": token_lists, "labels": token_lists},
+                                                 ctx.config.cutoff_len))
+    if accel.packing_on(ctx.config):
+        blocks = pack_texts(token_lists, ctx.config.cutoff_len)
+    else:
+        blocks = truncate_texts(token_lists, ctx.config.cutoff_len)
     if not blocks:
         raise ValueError("stage 'pt': the dataset holds no text")
     return Dataset.from_dict({"input_ids": blocks, "labels": [list(b) for b in blocks],
@@ -83,6 +95,10 @@ def build_trainer(ctx: StageContext):
     train = pt_features(ctx.train_dataset, ctx)
     evaluation = pt_features(ctx.eval_dataset, ctx) if ctx.eval_dataset is not None else None
     collator = DataCollatorForSeq2Seq(ctx.tokenizer, padding=True, label_pad_token_id=-100)
+    if ctx.config.neat_packing:
+        from kit.train import accel
+
+        collator = accel.NeatPackingCollator(ctx.tokenizer, getattr(ctx.model.config, "_attn_implementation", None))
     return Trainer(model=ctx.model, args=ctx.make_training_arguments(), train_dataset=train,
                    eval_dataset=evaluation, data_collator=collator, processing_class=ctx.tokenizer,
                    callbacks=ctx.callbacks)

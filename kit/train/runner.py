@@ -255,6 +255,9 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
     overwrite = config.overwrite_output_dir if overwrite_output_dir is None else overwrite_output_dir
     checkpoint = prepare_output_dir(config, overwrite, resume)
     build_trainer = get_stage(config.stage)  # fails early for an unknown or missing stage
+    from kit.train import accel
+
+    accel.check(config, device)  # e.g. Liger on a CPU: a clear ConfigError before anything loads
     train_args = training_arguments(config, device)
 
     from kit import templates
@@ -266,6 +269,7 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
     from transformers import set_seed
 
     set_seed(config.seed)  # LoRA's random A (and any other init) depends on the seed, not on earlier runs
+    accel.apply_liger(model, config, device)  # before LoRA wraps the layers, as LLaMA-Factory does
     model = methods.apply_method(model, config, quantized=bool(config.quantization_bit))
     trainable, total = methods.trainable_parameters(model)
 

@@ -61,10 +61,11 @@ TEXT = {
 LANGS = {"English": 0, "中文": 1}
 
 GENERAL = ["model_name_or_path", "adapter_name_or_path", "finetuning_type", "quantization_bit",
-           "quantization_method", "template", "flash_attn", "disable_gradient_checkpointing"]
+           "quantization_method", "template", "flash_attn", "disable_gradient_checkpointing",
+           "use_reentrant_gc", "enable_liger_kernel"]
 GROUPS = {
     "data": ["stage", "dataset_dir", "dataset", "eval_dataset", "cutoff_len", "max_samples", "val_size",
-             "train_on_prompt", "mask_history", "packing"],
+             "train_on_prompt", "mask_history", "packing", "neat_packing"],
     "hyper": ["learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
               "gradient_accumulation_steps", "lr_scheduler_type", "warmup_ratio", "warmup_steps",
               "max_grad_norm", "weight_decay", "optim", "neftune_noise_alpha", "seed", "bf16", "fp16",

@@ -1,0 +1,195 @@
+"""The GPU fast path's switches: Liger kernels, neat (attention-isolated) packing, gradient checkpointing.
+
+    accel.check(config, device)          # before the model loads: ConfigError if Liger cannot run here
+    accel.apply_liger(model, config)     # Liger kernels on a loaded model (before LoRA wraps it)
+    accel.use_gradient_checkpointing(config, device)   # LLaMA-Factory's default on a GPU, off on CPU
+    rows = accel.pack_neat(features, cutoff_len)       # several examples per row, segment ids 1, 2, ...
+    collator = accel.NeatPackingCollator(tokenizer, attn_implementation="sdpa")
+
+Neat packing keeps LLaMA-Factory's representation: the packed row's `attention_mask` holds the index
+of the example each token belongs to (1, 1, 1, 2, 2, 3, ...; 0 = padding). The collator turns it into
+what the attention kernel needs:
+* sdpa / eager / flex: a 4D block-diagonal causal mask [batch, 1, seq, seq] (bool for sdpa, additive
+  float for eager) plus position ids that restart per example. Measured with transformers 5.24 on
+  CPU: position ids alone do not isolate examples when a 2D mask is passed (the loss differs); the
+  4D mask does (relative loss difference ~1e-5 against unpacked).
+* fa2 (flash-attention 2): no mask, only the restarting position ids; transformers then calls the
+  varlen kernel with the example boundaries.
+The first token of each example gets label -100, so no example is trained to predict its neighbour's
+first token (unpacked, that token is never predicted either).
+
+Not here: FlashAttention-3, Unsloth's kernels, sequence parallelism, torch.compile.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+from kit.train.config import ConfigError
+
+IGNORE_INDEX = -100
+
+
+# ------------------------------------------------------------------------------- Liger
+
+def liger_problem(device: str) -> str | None:
+    """Why Liger kernels cannot run on `device` (None when they can)."""
+    if not str(device).startswith("cuda"):
+        return f"Liger kernels are Triton GPU kernels and need a CUDA device (this run uses {device!r})"
+    if importlib.util.find_spec("triton") is None:
+        return "Liger kernels need Triton (it comes with PyTorch's CUDA builds); it is not installed"
+    if importlib.util.find_spec("liger_kernel") is None:
+        return "the liger-kernel package is not installed: pip install '.[gpu]' (or pip install liger-kernel)"
+    return None
+
+
+def check(config, device: str):
+    """Fail fast, before any model loads, for a switch that cannot work here. `enable_liger_kernel:
+    auto` is resolved: on when it can run, else off with a printed note. Returns the config."""
+    if config.enable_liger_kernel in (True, "auto"):
+        problem = liger_problem(device)
+        if problem and config.enable_liger_kernel is True:
+            raise ConfigError(f"field 'enable_liger_kernel' = True cannot be used: {problem}. "
+                              f"Set enable_liger_kernel: false, or 'auto' to use it only where it runs.")
+        if problem:
+            print(f"enable_liger_kernel: auto -> off ({problem}).")
+    if config.neat_packing and config.stage not in ("sft", "pt"):
+        raise ConfigError(f"field 'neat_packing' = True is for stages sft and pt, not {config.stage!r}")
+    return config
+
+
+def liger_active(config, device: str) -> bool:
+    return config.enable_liger_kernel is True or (config.enable_liger_kernel == "auto" and not liger_problem(device))
+
+
+def apply_liger(model, config, device: str) -> bool:
+    """Patch `model` (a transformers model, before LoRA) with Liger's kernels for its architecture:
+    RoPE, RMSNorm, SwiGLU and the fused linear cross-entropy (the logits are never materialised).
+    Returns whether anything was applied; an architecture Liger does not know is a ConfigError."""
+    if not liger_active(config, device):
+        return False
+    from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
+
+    model_type = getattr(model.config, "model_type", None)
+    apply = MODEL_TYPE_TO_APPLY_LIGER_FN.get(model_type)
+    if apply is None:
+        if config.enable_liger_kernel == "auto":
+            print(f"enable_liger_kernel: auto -> off (Liger has no kernels for model_type {model_type!r}).")
+            return False
+        raise ConfigError(f"field 'enable_liger_kernel' = True: Liger has no kernels for model_type "
+                          f"{model_type!r}; known: {', '.join(sorted(MODEL_TYPE_TO_APPLY_LIGER_FN))}")
+    apply(model=model)
+    return True
+
+
+# ------------------------------------------------------------------------------- checkpointing
+
+def use_gradient_checkpointing(config, device: str) -> bool:
+    """disable_gradient_checkpointing None = LLaMA-Factory's default on a GPU (on) and off on CPU."""
+    if config.disable_gradient_checkpointing is None:
+        return str(device).startswith("cuda")
+    return not config.disable_gradient_checkpointing
+
+
+def enable_gradient_checkpointing(model, config) -> None:
+    """Checkpoint every decoder layer, reentrant or not as `use_reentrant_gc` says. The reentrant
+    implementation only back-propagates into layers whose input requires grad, so (as LLaMA-Factory
+    does) the embedding output is made to require grad when the embeddings are frozen (LoRA)."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": bool(config.use_reentrant_gc)})
+    if config.use_reentrant_gc and hasattr(model, "enable_input_require_grads"):
+        model.enable_input_require_grads()
+
+
+# ------------------------------------------------------------------------------- packing
+
+def packing_on(config) -> bool:
+    """Whether rows are packed: neat_packing implies it; packing None = on for pt only (LLaMA-Factory)."""
+    if config.neat_packing:
+        return True
+    return config.stage == "pt" if config.packing is None else bool(config.packing)
+
+
+def pack_neat(features: dict, cutoff_len: int) -> dict:
+    """Pack encoded examples (in order, greedily) into rows of at most cutoff_len tokens, keeping each
+    example's identity: attention_mask = 1 for the first example of a row, 2 for the second, ...
+    Each example's first label becomes -100 (it would predict across the boundary)."""
+    rows_ids, rows_labels, rows_seg = [], [], []
+    ids_row, labels_row, seg_row = [], [], []
+    for ids, labels in zip(features["input_ids"], features["labels"]):
+        ids, labels = list(ids)[:cutoff_len], list(labels)[:cutoff_len]
+        if ids_row and len(ids_row) + len(ids) > cutoff_len:
+            rows_ids.append(ids_row), rows_labels.append(labels_row), rows_seg.append(seg_row)
+            ids_row, labels_row, seg_row = [], [], []
+        segment = (seg_row[-1] if seg_row else 0) + 1
+        ids_row = ids_row + ids
+        labels_row = labels_row + [IGNORE_INDEX] + labels[1:]
+        seg_row = seg_row + [segment] * len(ids)
+    if ids_row:
+        rows_ids.append(ids_row), rows_labels.append(labels_row), rows_seg.append(seg_row)
+    return {"input_ids": rows_ids, "labels": rows_labels, "attention_mask": rows_seg}
+
+
+def position_ids_from_segments(segments: list[int]) -> list[int]:
+    """0, 1, 2, ... restarting at each new example (padding, segment 0, counts on from 0 too)."""
+    out, previous, position = [], None, 0
+    for seg in segments:
+        position = position + 1 if seg == previous else 0
+        out.append(position)
+        previous = seg
+    return out
+
+
+def block_diagonal_mask(segments, dtype=None):
+    """[batch, 1, seq, seq] mask: query i sees key j iff j <= i and both belong to the same example.
+    A padding token sees only itself (an all-masked row would give NaN in SDPA). bool (True = attend)
+    when dtype is None, else additive (0 / dtype's minimum) for eager attention."""
+    import torch
+
+    seg = torch.as_tensor(segments)
+    seq = seg.shape[-1]
+    causal = torch.ones(seq, seq, dtype=torch.bool).tril()
+    same = (seg[:, :, None] == seg[:, None, :]) & (seg[:, :, None] > 0)
+    mask = (same & causal) | torch.eye(seq, dtype=torch.bool)
+    mask = mask[:, None]
+    if dtype is None:
+        return mask
+    return torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
+
+
+def segment_lengths(segments: list[int]) -> list[int]:
+    """Token count of each example in a packed row (padding left out)."""
+    counts: dict[int, int] = {}
+    for seg in segments:
+        if seg > 0:
+            counts[seg] = counts.get(seg, 0) + 1
+    return list(counts.values())
+
+
+class NeatPackingCollator:
+    """Batches neat-packed rows: pads input_ids (pad id), labels (-100) and segments (0) to the
+    longest row, adds restarting position_ids and the attention mask the kernel needs."""
+
+    def __init__(self, tokenizer, attn_implementation: str | None = "sdpa", pad_to_multiple_of: int | None = None):
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.attn = attn_implementation or "sdpa"
+        self.multiple = pad_to_multiple_of
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        width = max(len(f["input_ids"]) for f in features)
+        if self.multiple:
+            width = -(-width // self.multiple) * self.multiple
+        ids, labels, segs, positions = [], [], [], []
+        for f in features:
+            pad = width - len(f["input_ids"])
+            ids.append(list(f["input_ids"]) + [self.pad_id] * pad)
+            labels.append(list(f["labels"]) + [IGNORE_INDEX] * pad)
+            seg = list(f["attention_mask"]) + [0] * pad
+            segs.append(seg)
+            positions.append(position_ids_from_segments(seg))
+        batch = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
+                 "position_ids": torch.tensor(positions)}
+        if self.attn == "flash_attention_2":
+            return batch  # transformers finds the example boundaries from the restarting position ids
+        batch["attention_mask"] = block_diagonal_mask(segs, None if self.attn != "eager" else torch.float32)
+        return batch

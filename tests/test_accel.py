@@ -1,0 +1,80 @@
+"""The GPU path's switches on CPU: neat packing gives the unpacked loss, greedy packing does not;
+Liger asked for where it cannot run is a clear ConfigError before any model loads."""
+import pytest
+
+from kit import env
+from kit.train import TrainConfig, accel, run
+from kit.train.config import ConfigError
+
+
+def one_step(tmp_path, name, **changes) -> TrainConfig:
+    """One optimizer step over the same 8 identity rows (one batch of 8), learning_rate 0."""
+    settings = dict(dataset="identity", dataset_dir=str(env.data_dir()), cutoff_len=256, max_samples=8,
+                    per_device_train_batch_size=8, gradient_accumulation_steps=1, learning_rate=0.0,
+                    max_steps=1, logging_steps=1, save_strategy="no", report_to="none", plot_loss=False,
+                    lora_rank=4, output_dir=str(tmp_path / name))
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
+def first_loss(result) -> float:
+    return next(e["loss"] for e in result.log_history if "loss" in e)
+
+
+@pytest.mark.slow
+def test_neat_packing_gives_the_unpacked_loss_and_greedy_packing_does_not(tmp_path):
+    unpacked = first_loss(run(one_step(tmp_path, "unpacked")))
+    neat_result = run(one_step(tmp_path, "neat", neat_packing=True))
+    neat = first_loss(neat_result)
+    greedy = first_loss(run(one_step(tmp_path, "greedy", packing=True)))
+    assert abs(neat - unpacked) / unpacked <= 1e-3, (neat, unpacked)
+    assert abs(greedy - unpacked) / unpacked > 1e-2, (greedy, unpacked)  # examples attend to each other
+
+
+def test_pack_neat_keeps_examples_apart():
+    features = {"input_ids": [[1, 2, 3], [4, 5], [6, 7, 8, 9]], "labels": [[-100, 2, 3], [4, 5], [6, 7, 8, 9]]}
+    packed = accel.pack_neat(features, cutoff_len=6)
+    assert packed["input_ids"] == [[1, 2, 3, 4, 5], [6, 7, 8, 9]]
+    assert packed["attention_mask"] == [[1, 1, 1, 2, 2], [1, 1, 1, 1]]
+    assert packed["labels"] == [[-100, 2, 3, -100, 5], [-100, 7, 8, 9]]  # no label across a boundary
+    assert accel.position_ids_from_segments([1, 1, 1, 2, 2, 0]) == [0, 1, 2, 0, 1, 0]
+    mask = accel.block_diagonal_mask([[1, 1, 2, 2, 0]])[0, 0]
+    assert mask.tolist() == [[True, False, False, False, False],
+                             [True, True, False, False, False],
+                             [False, False, True, False, False],
+                             [False, False, True, True, False],
+                             [False, False, False, False, True]]  # padding sees only itself
+
+
+def test_packing_defaults_follow_llamafactory():
+    assert accel.packing_on(TrainConfig(stage="pt")) and not accel.packing_on(TrainConfig(stage="sft"))
+    assert accel.packing_on(TrainConfig(stage="sft", neat_packing=True))
+    assert not accel.packing_on(TrainConfig(stage="pt", packing=False))
+    assert accel.use_gradient_checkpointing(TrainConfig(), "cuda") is True  # LLaMA-Factory: on
+    assert accel.use_gradient_checkpointing(TrainConfig(), "cpu") is False
+    assert accel.use_gradient_checkpointing(TrainConfig(disable_gradient_checkpointing=False), "cpu") is True
+
+
+def test_liger_on_cpu_is_a_clear_config_error_before_loading(tmp_path, monkeypatch):
+    from kit.train import runner
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded before the Liger check")
+
+    monkeypatch.setattr(runner, "load_model", no_loading)
+    config = TrainConfig.from_dict({"dataset": "identity", "output_dir": str(tmp_path / "liger"),
+                                    "enable_liger_kernel": "true", "report_to": "none"})
+    assert config.enable_liger_kernel is True
+    with pytest.raises(ConfigError, match="enable_liger_kernel.*CUDA"):
+        run(config, device="cpu")
+
+
+def test_liger_auto_falls_back_with_a_note(capsys):
+    config = TrainConfig.from_dict({"enable_liger_kernel": "auto"})
+    assert config.enable_liger_kernel == "auto"
+    accel.check(config, "cpu")
+    assert "enable_liger_kernel: auto -> off" in capsys.readouterr().out
+    assert not accel.liger_active(config, "cpu")
+    assert "enable_liger_kernel: auto" in config.to_yaml()
+    with pytest.raises(ConfigError, match="enable_liger_kernel"):
+        TrainConfig.from_dict({"enable_liger_kernel": "maybe"})
