@@ -14,6 +14,7 @@ Not here: anything about bytes (estimate.py).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -210,8 +211,20 @@ def facts(model) -> ArchFacts:
     """ArchFacts from a bundled name, a transformers config (object or dict), ArchFacts or a loaded model."""
     if isinstance(model, ArchFacts):
         return model
-    if isinstance(model, str):
-        return lookup(model)
+    if isinstance(model, (str, Path)):
+        folder = Path(str(model)).expanduser()
+        if (folder / "config.json").is_file():  # a local model folder: read its config.json
+            import json
+
+            return from_config(json.loads((folder / "config.json").read_text()), folder.name)
+        try:
+            return lookup(str(model))
+        except KeyError:
+            from kit import models  # the built-in model's cached folder, by any of its names
+
+            if str(model).lower() in {a.lower() for a in getattr(models, "BUILTIN_ALIASES", ())}:
+                return lookup("SmolLM2-135M")
+            raise
     if hasattr(model, "config") and hasattr(model, "parameters"):
         return from_config(model.config, getattr(model.config, "_name_or_path", None))
     return from_config(model)

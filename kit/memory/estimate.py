@@ -23,7 +23,14 @@ and `int8_vectorwise_quant`; Dettmers et al. 2023 (QLoRA) section 2; torch.optim
 Korthikanti et al. 2022 "Reducing Activation Recomputation" (the per-layer accounting method);
 transformers `loss_utils.ForCausalLMLoss` (fp32 upcast). A few constants (allocator workspace,
 backward working buffers) were fitted on measured cells of three models; see bench/memory_validation.py.
-Not here: multi-GPU sharding (DeepSpeed/FSDP), flash-attention-2 package, vision towers, packing,
+* Liger kernels (`enable_liger_kernel`, liger-kernel 0.8.5 `ops/fused_linear_cross_entropy.py`): the
+  fused linear cross-entropy never holds the T x V logits; it computes the loss and the input gradient
+  in the forward pass, chunk by chunk: chunk = next_pow2(ceil(T / ceil(V / H))) rows of V logits in the
+  compute dtype, plus the saved input gradient (T x H) and an fp32 loss per token. Liger's RMSNorm saves
+  its input and one fp32 rstd per row (no fp32 upcast); its SwiGLU saves gate and up outputs only.
+* neat packing (`neat_packing`): the collator's [batch, 1, seq, seq] bool mask (1 byte per entry) is
+  alive for the whole step.
+Not here: multi-GPU sharding (DeepSpeed/FSDP), flash-attention-2 package, vision towers,
 paged optimizers, torch.compile. Mixture-of-experts activations are approximate (dense-equivalent).
 """
 from __future__ import annotations
@@ -67,6 +74,10 @@ class MemorySettings:
     freeze_trainable_layers: int = field(default=2, metadata={"help": "freeze: how many last layers train"})
     pure_bf16: bool = field(default=False, metadata={"help": "full: keep weights, grads and Adam states in bf16 (no fp32 master)"})
     max_new_tokens: int = field(default=0, metadata={"help": "inference: generated tokens added to the KV cache"})
+    enable_liger_kernel: bool = field(default=False, metadata={"help": "Liger kernels: fused linear cross-entropy (no logits tensor), RMSNorm, SwiGLU"})
+    neat_packing: bool = field(default=False, metadata={"help": "neat packing: a [batch, 1, seq, seq] block-diagonal mask rides along"})
+    packing: bool = field(default=False, metadata={"help": "greedy packing: rows are full cutoff_len (seq_len is then exact); no extra memory"})
+    use_reentrant_gc: bool = field(default=True, metadata={"help": "reentrant checkpointing (LLaMA-Factory default); same memory in this model"})
 
     def validate(self) -> "MemorySettings":
         def bad(name, value, allowed):
@@ -189,11 +200,14 @@ def _adam_bytes(num_params: int, param_bytes: int, s: MemorySettings, tensor_siz
 
 # ------------------------------------------------------------------------------- activations
 
-def _norm_saved(x_bytes: int, weight_trains: bool, weight_bytes: int) -> tuple[float, int]:
+def _norm_saved(x_bytes: int, weight_trains: bool, weight_bytes: int, liger: bool = False) -> tuple[float, int]:
     """RMSNorm (transformers): x.to(fp32) -> x * rsqrt(mean(x^2)) -> weight * h.to(x.dtype).
 
     Returns (bytes saved per hidden unit per token, bytes of its output). The fp32 upcast is saved
-    (it is `x` itself when x is already fp32); with a trainable weight the normalised h is saved too."""
+    (it is `x` itself when x is already fp32); with a trainable weight the normalised h is saved too.
+    Liger's RMSNorm saves x as it is (its fp32 rstd, 4 bytes per token, is negligible per unit)."""
+    if liger:
+        return float(x_bytes), max(x_bytes, weight_bytes) if weight_trains else x_bytes
     saved = 4.0
     if weight_trains:
         saved += x_bytes
@@ -243,7 +257,8 @@ def _layer_saved_bytes(arch: ArchFacts, s: MemorySettings, regime: str, seq_len:
         lora_out = sum(2 * r for name in names if name in targets)
         return (2 * width if shared else 0) + 2 * width * copies + lora_out
 
-    saved, y_bytes = _norm_saved(stream, norm_trains, norm_w)
+    liger = s.enable_liger_kernel
+    saved, y_bytes = _norm_saved(stream, norm_trains, norm_w, liger)
     total = saved * H
     total += linear_inputs(["q_proj", "k_proj", "v_proj"], H, y_bytes)
     if arch.has_qk_norm:  # per-head RMSNorm on q and k: fp32 upcasts saved
@@ -255,10 +270,12 @@ def _layer_saved_bytes(arch: ArchFacts, s: MemorySettings, regime: str, seq_len:
     else:  # sdpa flash/efficient kernel: q, k, v, output and fp32 logsumexp per head
         total += 2 * Q + 2 * K + 2 * K + 2 * Q + 4 * n_heads
     total += linear_inputs(["o_proj"], Q, 2)
-    saved, y_bytes = _norm_saved(stream, norm_trains, norm_w)
+    saved, y_bytes = _norm_saved(stream, norm_trains, norm_w, liger)
     total += saved * H
     total += linear_inputs(["gate_proj", "up_proj"], H, y_bytes)
-    total += 3 * 2 * I  # SiLU input, SiLU output and up output (bf16), saved by silu and the product
+    # SiLU input, SiLU output and up output (bf16), saved by silu and the product; Liger's SwiGLU saves
+    # gate and up outputs only and recomputes SiLU in backward
+    total += (2 if liger else 3) * 2 * I
     total += linear_inputs(["down_proj"], I, 2)
     if arch.num_local_experts > 1:  # routed experts: each token's MLP tensors once per chosen expert
         total += (arch.num_experts_per_tok - 1) * 8 * I + 4 * arch.num_local_experts
@@ -270,7 +287,8 @@ def _layer_saved_bytes(arch: ArchFacts, s: MemorySettings, regime: str, seq_len:
 def estimate(model, method: str, **settings) -> Breakdown:
     """Peak GPU memory of `method` on `model`, as a `Breakdown` of bytes.
 
-    model: a bundled name (kit.memory.names()), a transformers config or config dict, or a loaded model.
+    model: a bundled name (kit.memory.names()), a local model folder (its config.json), a transformers
+    config or config dict, or a loaded model.
     method: 'inference', 'full', 'freeze', 'lora' or 'qlora' (qlora = lora on quantization_bit 4 or 8).
     settings: the fields of MemorySettings (dtype, quantization_bit, batch_size, seq_len,
     gradient_checkpointing, optimizer, attn_implementation, lora_rank, lora_target,
@@ -366,9 +384,11 @@ def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
         saved_layers = T * stream * H * L
     else:
         saved_layers = per_layer * n_act_layers
-    final_norm, _ = _norm_saved(stream, method == "full", stream)
+    final_norm, _ = _norm_saved(stream, method == "full", stream, s.enable_liger_kernel)
     head_in = (2 * H * T) if method == "full" else 0  # lm_head saves its (bf16) input when it trains
     acts = saved_layers + T * final_norm * H + head_in
+    if s.neat_packing:  # the collator's bool block-diagonal mask, [batch, 1, seq, seq], 1 byte each
+        acts += s.batch_size * s.seq_len * s.seq_len
     bwd_work = T * (BWD_WORK_I * I + BWD_WORK_H * H)
     dequant = 2 * max(i * o for i, o, _ in arch.linear_shapes().values()) if bits else 0
     lm_grad = 0
@@ -376,13 +396,16 @@ def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
         lm_grad = 2 * V * H + (0 if s.pure_bf16 else 4 * V * H)
 
     static = b.weights + b.quant_constants + b.trainable
+    logits_fwd, logits_bwd0, logits_head = 10 * T * V, 12 * T * V, 2 * T * V
+    if s.enable_liger_kernel:
+        logits_fwd, logits_bwd0, logits_head = _liger_flce_bytes(T, H, V, compute)
     ckpt_copies = (2 * V * H if method == "full" and not s.pure_bf16 else 0) if s.gradient_checkpointing else copies
     moments = {
         # inside forward, at the log-softmax: autocast's cache still holds every bf16 weight copy
-        "end of forward": dict(weight_copies=copies, activations=acts, logits_loss=10 * T * V),
+        "end of forward": dict(weight_copies=copies, activations=acts, logits_loss=logits_fwd),
         # log-softmax backward: saved fp32 log-probs + their gradient + the fp32 logits' gradient
-        "start of backward": dict(weight_copies=ckpt_copies, activations=acts, logits_loss=12 * T * V),
-        "lm_head backward": dict(weight_copies=ckpt_copies, activations=acts, logits_loss=2 * T * V,
+        "start of backward": dict(weight_copies=ckpt_copies, activations=acts, logits_loss=logits_bwd0),
+        "lm_head backward": dict(weight_copies=ckpt_copies, activations=acts, logits_loss=logits_head,
                                  gradients=lm_grad),
         "end of backward": dict(gradients=grads_all + (4 * V * H if method == "full" and arch.tie_word_embeddings
                                                        else 0)),
@@ -404,3 +427,43 @@ def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
     for key, value in best.items():
         setattr(b, key, getattr(b, key) + int(value) if key == "workspace" else int(value))
     return b
+
+
+def _liger_flce_bytes(T: int, H: int, V: int, compute: int) -> tuple[int, int, int]:
+    """Liger's fused linear cross-entropy (ops/fused_linear_cross_entropy.py, chunk_mem_const 1):
+    (bytes at the end of forward, at the start of backward, during the lm_head backward).
+    Forward: the input gradient (T x H, compute dtype) + one logits chunk (chunk x V, compute dtype,
+    reused) + its in-place softmax gradient's fp32 working copy counted once more + fp32 loss per token.
+    Backward only scales the saved input gradient."""
+    inc_factor = -(-V // H)
+    chunk = min(1 << max(0, (-(-T // inc_factor) - 1).bit_length()), T)   # next power of two, <= T
+    grad_input = compute * T * H
+    fwd = grad_input + 2 * compute * chunk * V + 4 * T
+    return fwd, grad_input, 2 * grad_input
+
+
+def from_train_config(config, *, batch_size: int | None = None, seq_len: int | None = None,
+                      device: str = "cuda") -> "Breakdown":
+    """The estimate for a kit.train.TrainConfig as kit.train.run would run it on `device`: method from
+    finetuning_type/quantization_bit, dtype from bf16/fp16, per_device_train_batch_size x cutoff_len
+    (or the batch_size / seq_len given: e.g. the padded width of a real batch), checkpointing as
+    kit.train.accel decides, Liger, packing, attention. The model is config.model_name_or_path (a
+    bundled name or a local folder)."""
+    from kit.train import accel
+
+    method = "qlora" if config.quantization_bit else config.finetuning_type
+    attn = {"auto": "sdpa", "sdpa": "sdpa", "disabled": "eager", "fa2": "flash_attention_2"}[config.flash_attn]
+    liger = config.enable_liger_kernel is True or (config.enable_liger_kernel == "auto"
+                                                    and not accel.liger_problem(device))
+    settings = dict(dtype="float16" if config.fp16 else "bfloat16", batch_size=batch_size or config.per_device_train_batch_size,
+                    seq_len=seq_len or config.cutoff_len,
+                    gradient_checkpointing=accel.use_gradient_checkpointing(config, device),
+                    optimizer="adamw_8bit" if "8bit" in config.optim else "adamw_torch", attn_implementation=attn,
+                    lora_rank=config.lora_rank, lora_target=config.lora_target,
+                    freeze_trainable_layers=max(1, abs(config.freeze_trainable_layers)),
+                    pure_bf16=config.pure_bf16, enable_liger_kernel=liger, neat_packing=config.neat_packing,
+                    packing=accel.packing_on(config), use_reentrant_gc=config.use_reentrant_gc)
+    if config.quantization_bit:
+        settings.update(quantization_bit=config.quantization_bit, double_quantization=config.double_quantization)
+    model = config.model_name_or_path
+    return estimate(model, method, **settings)
