@@ -2,6 +2,13 @@
 
     python bench/memory_validation.py --out bench/results            # the full grid
     python bench/memory_validation.py --smoke --out /tmp/mv           # a handful of cells
+    python bench/memory_validation.py --kit --out bench/results       # real kit.train.run steps
+
+`--kit` measures real `kit.train.run` steps instead of the synthetic loop (rows with path = kit; the
+synthetic rows keep path = synthetic): each cell is a TrainConfig (LoRA/full, Liger on/off, neat or
+greedy packing or none, checkpointing on/off) on a random-weight model folder and the kit's SFT demo
+data; the peak of step 3 is compared with `kit.memory.from_train_config` at the padded width of the
+batch that step saw.
 
 Each cell (model x method x seq_len x batch x checkpointing x attention) runs in its own process:
 the model is built from its bundled config facts (kit.memory.architectures) with random weights on
@@ -34,6 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # train_throughput's model and data helpers
 
 FIT_MODELS = ["SmolLM2-135M", "Qwen2.5-0.5B", "Qwen2.5-1.5B"]
 HELD_OUT = ["Qwen2.5-3B", "Llama-3.2-1B", "Qwen3-0.6B", "Qwen2.5-7B"]
@@ -50,7 +58,8 @@ METHODS = {
 }
 FIELDS = ["model", "method", "seq_len", "batch_size", "gradient_checkpointing", "attn_implementation",
           "held_out", "status", "measured_bytes", "estimated_bytes", "error_pct", "static_bytes",
-          "fwd_saved_bytes", "peak_all_steps_bytes", "trainable_params", "seconds", "gpu", "versions", "note"]
+          "fwd_saved_bytes", "peak_all_steps_bytes", "trainable_params", "seconds", "gpu", "versions", "note",
+          "path", "settings"]
 
 
 def cell_settings(cell: dict) -> tuple[str, dict]:
@@ -236,6 +245,165 @@ def run_cell(cell: dict) -> dict:
                 peak_all_steps_bytes=torch.cuda.memory_stats().get("allocated_bytes.all.peak"))
 
 
+# ----------------------------------------------------------------------------------- kit runs
+
+KIT_MODELS = ["SmolLM2-135M", "Qwen2.5-0.5B"]
+# name -> TrainConfig changes (on top of LoRA r8, bf16, the kit's GPU defaults: checkpointing on, SDPA)
+KIT_VARIANTS = {
+    "lora": {},
+    "lora_nockpt": {"disable_gradient_checkpointing": True},
+    "lora_liger": {"enable_liger_kernel": True},
+    "lora_liger_neat": {"enable_liger_kernel": True, "neat_packing": True},
+    "lora_neat": {"neat_packing": True},
+    "lora_packing": {"packing": True},
+    "lora_liger_nockpt": {"enable_liger_kernel": True, "disable_gradient_checkpointing": True},
+    "full_liger": {"finetuning_type": "full", "enable_liger_kernel": True},
+}
+
+
+def kit_grid(smoke: bool = False) -> list[dict]:
+    cells = []
+    shapes = [(512, 4)] if smoke else [(512, 8), (1024, 4)]
+    for model in KIT_MODELS[:1] if smoke else KIT_MODELS:
+        for variant, changes in KIT_VARIANTS.items():
+            if smoke and variant not in ("lora", "lora_neat"):
+                continue
+            for seq, batch in shapes:
+                if variant == "full_liger" and model != "SmolLM2-135M":
+                    continue
+                cells.append(dict(model=model, method=variant, seq_len=seq, batch_size=batch,
+                                  gradient_checkpointing=not changes.get("disable_gradient_checkpointing", False),
+                                  attn_implementation="sdpa", held_out=False, path="kit",
+                                  settings=json.dumps(changes)))
+    return cells
+
+
+def kit_cell_config(cell: dict, work: Path, prep: dict, device: str):
+    from kit.train import TrainConfig
+
+    changes = json.loads(cell["settings"])
+    if device != "cuda" and changes.get("enable_liger_kernel"):
+        changes["enable_liger_kernel"] = "auto"
+    return TrainConfig(model_name_or_path=str(work / "models" / cell["model"]), template="smollm2",
+                       dataset=prep["dataset"], dataset_dir=prep["dataset_dir"], cutoff_len=cell["seq_len"],
+                       max_samples=64, per_device_train_batch_size=cell["batch_size"], gradient_accumulation_steps=1,
+                       learning_rate=1e-4, max_steps=3, lora_rank=8, bf16=device == "cuda", logging_steps=1,
+                       save_strategy="no", report_to="none", plot_loss=False, overwrite_output_dir=True,
+                       output_dir=str(work / "runs" / f"mv_{cell['model']}_{cell['method']}_{cell['seq_len']}"),
+                       **changes)
+
+
+def run_kit_cell(cell: dict) -> dict:
+    """Three kit.train.run steps; the peak of step 3 and the batch shape it saw."""
+    import torch
+    from transformers import TrainerCallback
+
+    from kit import memory
+    from kit.train import run
+
+    t0 = time.time()
+    work = Path(cell["work"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    config = kit_cell_config(cell, work, cell["prep"], device)
+    seen = {}
+
+    class Probe(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            def hook(module, a, kw):
+                ids = kw.get("input_ids") if kw.get("input_ids") is not None else (a[0] if a else None)
+                if ids is not None:
+                    seen["shape"] = list(ids.shape)
+            model.register_forward_pre_hook(hook, with_kwargs=True)
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 2 and device == "cuda":
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+                seen["before"] = torch.cuda.memory_allocated()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3 and device == "cuda":
+                torch.cuda.synchronize()
+                seen["peak"] = torch.cuda.max_memory_allocated()
+
+    result = run(config, device=device, live_plot=False, callbacks=[Probe()])
+    batch, width = seen["shape"]
+    est = memory.from_train_config(config, batch_size=batch, seq_len=width, device=device)
+    return dict(status="ok", measured_bytes=seen.get("peak"), estimated_bytes=est.allocated,
+                static_bytes=seen.get("before"), trainable_params=result.trainable_params,
+                seconds=round(time.time() - t0, 1), note=f"batch {batch} x {width}; peak at {est.peak_at}")
+
+
+def main_kit(args) -> int:
+    """Measure the kit cells, merge them into <out>/memory_validation.csv (path = kit)."""
+    import torch
+
+    import train_throughput as tt
+
+    start = time.time()
+    cuda = torch.cuda.is_available() and not args.smoke
+    gpu = torch.cuda.get_device_name(0) if cuda else "cpu (smoke)"
+    vers = versions()
+    work = Path(args.work)
+    tok = tt.tokenizer_source(args.tokenizer)
+    prep = tt.prepare_data(work, tok, 1024, 1, smoke=args.smoke)
+    cells = kit_grid(args.smoke)
+    for model in {c["model"] for c in cells}:
+        tt.build_model_folder(model, work / "models" / model, tok, smoke=args.smoke)
+    rows, pending, running = [], list(cells), []
+    while pending or running:
+        while pending and len(running) < args.jobs and time.time() - start < args.deadline:
+            cell = pending.pop(0)
+            cell.update(work=str(work), prep=prep)
+            running.append((launch(dict(cell, kit=True)), cell, time.time()))
+        if pending and time.time() - start >= args.deadline:
+            for cell in pending:
+                rows.append(dict(cell, status="skipped", note="deadline reached before this cell started"))
+            pending = []
+        for item in list(running):
+            proc, cell, started = item
+            if proc.poll() is None and time.time() - started < args.cell_timeout:
+                continue
+            running.remove(item)
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+                result = dict(status="timeout", note=f"killed after {args.cell_timeout:.0f} s")
+            else:
+                result = collect(proc)
+            row = {k: cell.get(k) for k in FIELDS}
+            row.update(result, gpu=gpu, versions=vers, path="kit")
+            if row["status"] == "ok" and row.get("measured_bytes") and row.get("estimated_bytes"):
+                row["error_pct"] = round(100 * (row["estimated_bytes"] - row["measured_bytes"]) / row["measured_bytes"], 3)
+            rows.append(row)
+            print(f"[{time.time() - start:5.0f}s] kit {cell['model']:13s} {cell['method']:18s} s={cell['seq_len']:4d} "
+                  f"b={cell['batch_size']} {row['status']:5s} measured={(row.get('measured_bytes') or 0) / 2**30:7.3f} "
+                  f"est={(row.get('estimated_bytes') or 0) / 2**30:7.3f} err={row.get('error_pct')} {row.get('note', '')[:200]}",
+                  flush=True)
+        time.sleep(0.2)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "memory_validation.csv"
+    old = []
+    if csv_path.exists():
+        with open(csv_path, newline="") as handle:
+            old = [dict(r, path=r.get("path") or "synthetic") for r in csv.DictReader(handle) if r.get("path") != "kit"]
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(old + rows)
+    ok = [abs(r["error_pct"]) for r in rows if r.get("error_pct") is not None]
+    summary = (f"kit.memory against real kit.train.run steps on {gpu}; {vers}\n"
+               f"measured: torch.cuda.max_memory_allocated during step 3 of kit.train.run; estimated: "
+               f"kit.memory.from_train_config at the batch's padded width (Breakdown.allocated)\n"
+               + (f"kit cells={len(ok)}  median|err|={statistics.median(ok):.2f}%  max|err|={max(ok):.2f}%  "
+                  f"within2%={sum(e <= 2 for e in ok)}  within5%={sum(e <= 5 for e in ok)}\n" if ok else "no cell measured\n")
+               + f"wall time {time.time() - start:.0f} s\n")
+    (out / "memory_validation_kit_summary.txt").write_text(summary)
+    print(summary)
+    return 0
+
+
 # ----------------------------------------------------------------------------------- driver
 
 def versions() -> str:
@@ -309,13 +477,18 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-gib", type=float, default=74.0, help="estimated GiB allowed at once")
     parser.add_argument("--deadline", type=float, default=520.0, help="seconds; no new cell starts after")
     parser.add_argument("--cell-timeout", type=float, default=150.0, help="seconds before a cell is killed")
+    parser.add_argument("--kit", action="store_true", help="measure real kit.train.run steps (path = kit)")
+    parser.add_argument("--work", default="/tmp/kit_memory_validation", help="--kit: models, data, runs")
+    parser.add_argument("--tokenizer", help="--kit: folder with the built-in tokenizer (default: the kit's cache)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
         cell = json.loads(args.worker)
-        print("RESULT " + json.dumps(run_cell(cell)), flush=True)
+        print("RESULT " + json.dumps(run_kit_cell(cell) if cell.get("kit") else run_cell(cell)), flush=True)
         return 0
+    if args.kit:
+        return main_kit(args)
 
     import torch
 
@@ -344,7 +517,7 @@ def main(argv=None) -> int:
     def finish(cell, result):
         row = {k: cell.get(k) for k in FIELDS}
         row.update(result)
-        row.update(gpu=gpu, versions=vers)
+        row.update(gpu=gpu, versions=vers, path="synthetic")
         if row["status"] == "ok" and cell.get("estimated_bytes"):
             row["error_pct"] = round(100 * (cell["estimated_bytes"] - row["measured_bytes"]) / row["measured_bytes"], 3)
         rows.append(row)

@@ -1,0 +1,329 @@
+"""Training throughput and peak memory: a naive loop vs kit.train.run defaults vs the kit's fast path.
+
+    python bench/train_throughput.py --out bench/results             # GPU: 3 models x 3 paths
+    python bench/train_throughput.py --smoke --out /tmp/tt            # CPU: a tiny model, a few steps
+
+One process per (model, path), all on the same rows: the kit's SFT demo data (alpaca_en/zh, identity,
+glaive tool calls, sharegpt; variable lengths) repeated until one epoch holds at least --min-tokens
+real (non-pad) tokens, encoded with the smollm2 template by kit's own encoder at cutoff_len 1024.
+LoRA r16 (alpha 32) on every linear layer, batch 16, one epoch, learning rate 1e-4 (cosine), bf16.
+
+* naive  a hand-written transformers + peft loop: padded batches (each padded to its longest row),
+         fused AdamW, bf16 autocast over a bf16 base, fp32 LoRA weights, no checkpointing.
+* kit    `kit.train.run` with the kit's defaults (on a GPU: gradient checkpointing on, SDPA).
+* fast   `kit.train.run` with `enable_liger_kernel: true` and `neat_packing: true`.
+
+Models are architectures from kit.memory.architectures with random weights (memory and speed do not
+depend on the values), saved with the built-in model's tokenizer. Measured: real tokens per second
+over the epoch (the Trainer's train_runtime; the naive loop's own wall time), peak
+torch.cuda.max_memory_allocated, the first and the final logged loss. Writes
+<out>/train_throughput.json: [{model, path, real_tokens_per_s, peak_gib, first_loss, final_loss, gpu,
+versions, ...}]. Targets (issue 11): fast >= 2.0x naive real tokens/s at <= 0.5x naive peak memory.
+Not here: multi-GPU, flash-attention 2 (cannot be installed on the bench machine), QLoRA.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MODELS = ["SmolLM2-135M", "Qwen2.5-0.5B", "Llama-3.2-1B"]
+PATHS = ["naive", "kit", "fast"]
+DEMO = ["alpaca_en_demo", "alpaca_zh_demo", "identity", "glaive_toolcall_en_demo", "sharegpt_demo"]
+RUN = dict(cutoff_len=1024, batch_size=16, lora_rank=16, lora_alpha=32, learning_rate=1e-4, logging_steps=10)
+SMOKE = dict(cutoff_len=256, batch_size=4, lora_rank=4, lora_alpha=8, learning_rate=1e-4, logging_steps=1)
+
+
+def versions() -> dict:
+    from importlib import metadata
+
+    out = {}
+    for name in ("torch", "transformers", "peft", "liger-kernel", "triton"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+# ----------------------------------------------------------------------------------- preparation
+
+def tokenizer_source(path: str | None) -> Path:
+    """A folder holding the built-in model's tokenizer files."""
+    if path:
+        return Path(path)
+    from kit import models
+
+    return Path(models.resolve(models.BUILTIN))
+
+
+def build_model_folder(arch_name: str, folder: Path, tokenizer_dir: Path, smoke: bool = False) -> Path:
+    """A loadable model folder: the architecture's config with random bf16 weights + the tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from kit.memory import architectures
+
+    if (folder / "config.json").exists():
+        return folder
+    facts = architectures.lookup(arch_name)
+    if smoke:  # two thin layers: runs on a CPU in seconds
+        facts = architectures.replace(facts, num_hidden_layers=2, hidden_size=64, intermediate_size=128,
+                                      num_attention_heads=4, num_key_value_heads=2, head_dim=None)
+    config = facts.to_hf_config()
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json"):
+        if (tokenizer_dir / name).exists():
+            shutil.copy(tokenizer_dir / name, folder / name)
+    return folder
+
+
+def prepare_data(work: Path, tokenizer_dir: Path, cutoff_len: int, min_tokens: int, smoke: bool) -> dict:
+    """dataset_info.json with the demo sets repeated until an epoch holds >= min_tokens real tokens."""
+    from transformers import AutoTokenizer
+
+    from kit import data, env, templates
+    from kit.train import TrainConfig
+    from kit.train.sft import encode_rows
+
+    src = env.data_dir()
+    info = json.loads((src / "dataset_info.json").read_text())
+    names = ["identity"] if smoke else DEMO
+    max_samples = 16 if smoke else None
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    template = templates.get("smollm2")
+
+    def encode(names_text, folder):
+        rows = data.load_dataset(names_text, dataset_dir=folder, stage="sft", max_samples=max_samples)
+        return encode_rows(rows, tokenizer, template, TrainConfig(cutoff_len=cutoff_len))["input_ids"]
+
+    per_pass = sum(len(ids) for ids in encode(",".join(names), src))
+    repeats = max(1, math.ceil(min_tokens / per_pass))
+    out = work / "data"
+    out.mkdir(parents=True, exist_ok=True)
+    bench_info, dataset = {}, []
+    for name in names:
+        entry = dict(info[name])
+        shutil.copy(src / entry["file_name"], out / entry["file_name"])
+        for k in range(repeats):
+            bench_info[f"{name}__{k}"] = entry
+            dataset.append(f"{name}__{k}")
+    (out / "dataset_info.json").write_text(json.dumps(bench_info, indent=1))
+    encoded = encode(",".join(dataset), out)  # exactly what every path trains on: its real tokens
+    return dict(dataset_dir=str(out), dataset=",".join(dataset), real_tokens=sum(len(ids) for ids in encoded),
+                rows=len(encoded), repeats=repeats, max_samples=max_samples)
+
+
+# ----------------------------------------------------------------------------------- workers
+
+def kit_config(job: dict):
+    from kit.train import TrainConfig
+
+    s = job["settings"]
+    values = dict(model_name_or_path=job["model_dir"], template="smollm2", dataset=job["dataset"],
+                  dataset_dir=job["dataset_dir"], cutoff_len=s["cutoff_len"], max_samples=job["max_samples"],
+                  per_device_train_batch_size=s["batch_size"], gradient_accumulation_steps=1,
+                  learning_rate=s["learning_rate"], num_train_epochs=1.0, lora_rank=s["lora_rank"],
+                  lora_alpha=s["lora_alpha"], bf16=job["device"] == "cuda", logging_steps=s["logging_steps"],
+                  save_strategy="no", report_to="none", plot_loss=False, output_dir=job["output_dir"],
+                  overwrite_output_dir=True)
+    if job["path"] == "fast":
+        values.update(enable_liger_kernel=True if job["device"] == "cuda" else "auto", neat_packing=True)
+    return TrainConfig(**values)
+
+
+def run_kit(job: dict) -> dict:
+    import torch
+
+    from kit.train import run
+
+    config = kit_config(job)
+    cuda = job["device"] == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    result = run(config, device=job["device"], live_plot=False)
+    losses = result.losses
+    runtime = result.metrics["train_runtime"]  # seconds inside Trainer.train (data loading included)
+    return dict(real_tokens_per_s=job["real_tokens"] / runtime, seconds=runtime, steps=result.global_step,
+                peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+                first_loss=losses[0], final_loss=losses[-1])
+
+
+def run_naive(job: dict) -> dict:
+    """The hand-written loop a learner would write first."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
+
+    from kit import data, templates
+    from kit.train import TrainConfig
+    from kit.train.sft import IGNORE_INDEX, encode_rows
+
+    s, device = job["settings"], job["device"]
+    cuda = device == "cuda"
+    tokenizer = AutoTokenizer.from_pretrained(job["model_dir"])
+    rows = data.load_dataset(job["dataset"], dataset_dir=job["dataset_dir"], stage="sft", max_samples=job["max_samples"])
+    feats = encode_rows(rows, tokenizer, templates.get("smollm2"), TrainConfig(cutoff_len=s["cutoff_len"]))
+    order = list(range(len(feats["input_ids"])))
+    random.Random(42).shuffle(order)
+    torch.manual_seed(42)
+    model = AutoModelForCausalLM.from_pretrained(job["model_dir"], dtype=torch.bfloat16).to(device)
+    lora = LoraConfig(r=s["lora_rank"], lora_alpha=s["lora_alpha"], lora_dropout=0.0, task_type="CAUSAL_LM",
+                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    model = get_peft_model(model, lora)  # peft keeps the adapters in fp32 (autocast_adapter_dtype)
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data = p.data.float()
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=s["learning_rate"], fused=cuda)
+    batches = [order[i:i + s["batch_size"]] for i in range(0, len(order), s["batch_size"])]
+    sched = get_cosine_schedule_with_warmup(opt, 0, len(batches))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    losses = []
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.time()
+    for batch in batches:
+        width = max(len(feats["input_ids"][i]) for i in batch)
+        ids = torch.full((len(batch), width), pad)
+        labels = torch.full((len(batch), width), IGNORE_INDEX)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            n = len(feats["input_ids"][i])
+            ids[row, :n] = torch.tensor(feats["input_ids"][i])
+            labels[row, :n] = torch.tensor(feats["labels"][i])
+            mask[row, :n] = 1
+        with torch.autocast(device, dtype=torch.bfloat16):
+            loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.time() - start
+    window = s["logging_steps"]
+    return dict(real_tokens_per_s=job["real_tokens"] / seconds, seconds=seconds, steps=len(batches),
+                peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+                first_loss=losses[0], final_loss=sum(losses[-window:]) / len(losses[-window:]))
+
+
+# ----------------------------------------------------------------------------------- driver
+
+def launch(job: dict) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore")
+    return subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(job)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def collect(proc: subprocess.Popen, timeout: float) -> dict:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return dict(status="timeout", note=f"killed after {timeout:.0f} s")
+    for line in reversed(out.splitlines()):
+        if line.startswith("RESULT "):
+            return dict(status="ok", **json.loads(line[7:]))
+    return dict(status="error", note=" | ".join(err.strip().splitlines()[-4:])[-600:])
+
+
+def summarize(records: list[dict]) -> str:
+    lines = [f"{'model':14s} {'path':6s} {'tok/s':>9s} {'peak GiB':>9s} {'first':>7s} {'final':>7s}  vs naive"]
+    for r in records:
+        naive = next((n for n in records if n["model"] == r["model"] and n["path"] == "naive"
+                      and n.get("status") == "ok"), None)
+        ratio = ""
+        if naive and r.get("status") == "ok" and r is not naive:
+            ratio = f"{r['real_tokens_per_s'] / naive['real_tokens_per_s']:.2f}x speed"
+            if r.get("peak_gib") and naive.get("peak_gib"):
+                ratio += f", {r['peak_gib'] / naive['peak_gib']:.2f}x memory"
+        if r.get("status") != "ok":
+            lines.append(f"{r['model']:14s} {r['path']:6s} {r.get('status')}: {r.get('note', '')[:160]}")
+            continue
+        lines.append(f"{r['model']:14s} {r['path']:6s} {r['real_tokens_per_s']:9.0f} {r['peak_gib'] or 0:9.2f} "
+                     f"{r['first_loss']:7.3f} {r['final_loss']:7.3f}  {ratio}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--work", default="/tmp/kit_train_throughput", help="models, data and run folders")
+    parser.add_argument("--models", nargs="*", default=MODELS)
+    parser.add_argument("--paths", nargs="*", default=PATHS)
+    parser.add_argument("--min-tokens", type=int, default=500_000, help="real tokens in the epoch")
+    parser.add_argument("--tokenizer", help="folder with the built-in tokenizer (default: the kit's cache)")
+    parser.add_argument("--smoke", action="store_true", help="CPU-sized: tiny models, few tokens")
+    parser.add_argument("--deadline", type=float, default=1e9, help="seconds; no new job starts after")
+    parser.add_argument("--job-timeout", type=float, default=600.0)
+    parser.add_argument("--merge", nargs="*", help="merge these result files into <out>/train_throughput.json")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        job = json.loads(args.worker)
+        result = run_naive(job) if job["path"] == "naive" else run_kit(job)
+        print("RESULT " + json.dumps(result), flush=True)
+        return 0
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.merge is not None:
+        records = [r for f in args.merge if Path(f).exists() for r in json.loads(Path(f).read_text())]
+        (out / "train_throughput.json").write_text(json.dumps(records, indent=1) + "\n")
+        print(summarize(records))
+        return 0
+
+    import torch
+
+    start = time.time()
+    device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
+    gpu = torch.cuda.get_device_name(0) if device == "cuda" else "cpu (smoke)"
+    settings = SMOKE if args.smoke else RUN
+    work = Path(args.work)
+    tok = tokenizer_source(args.tokenizer)
+    prep = prepare_data(work, tok, settings["cutoff_len"], 2_000 if args.smoke else args.min_tokens, args.smoke)
+    print(f"data: {prep['rows']} rows, {prep['real_tokens']:,} real tokens per epoch "
+          f"({prep['repeats']} passes over the demo sets)", flush=True)
+    records = []
+    for model in args.models:
+        folder = build_model_folder(model, work / "models" / model, tok, args.smoke)
+        for path in args.paths:
+            record = dict(model=model, path=path, gpu=gpu, versions=versions(), real_tokens=prep["real_tokens"],
+                          rows=prep["rows"], **{k: v for k, v in settings.items()})
+            if time.time() - start > args.deadline:
+                record.update(status="skipped", note="deadline reached before this job started")
+            else:
+                job = dict(path=path, device=device, model_dir=str(folder), settings=settings,
+                           output_dir=str(work / "runs" / f"{model}_{path}"), **prep)
+                record.update(collect(launch(job), args.job_timeout))
+            records.append(record)
+            print(summarize([r for r in records if r["model"] == model]).splitlines()[-1], flush=True)
+            (out / "train_throughput.json").write_text(json.dumps(records, indent=1) + "\n")
+    print(summarize(records))
+    print(f"wall time {time.time() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
