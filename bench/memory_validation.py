@@ -66,7 +66,7 @@ def cell_settings(cell: dict) -> tuple[str, dict]:
     method, extra = METHODS[cell["method"]]
     settings = dict(batch_size=cell["batch_size"], seq_len=cell["seq_len"],
                     gradient_checkpointing=cell["gradient_checkpointing"],
-                    attn_implementation=cell["attn_implementation"], **extra)
+                    attn_implementation=cell["attn_implementation"], optimizer="adamw_torch_fused", **extra)
     return method, settings
 
 
@@ -293,6 +293,58 @@ def kit_cell_config(cell: dict, work: Path, prep: dict, device: str):
                        **changes)
 
 
+def kit_row_estimate(row: dict):
+    """The calculator's answer for a kit cell at the batch shape its step 3 saw ("batch B x W" in
+    the note), by the bundled architecture name (the cell's model folder holds the same config)."""
+    import re
+
+    from kit import memory
+    from kit.train import TrainConfig
+
+    batch, width = map(int, re.search(r"batch (\d+) x (\d+)", row["note"]).groups())
+    config = TrainConfig(model_name_or_path=row["model"], cutoff_len=int(row["seq_len"]), lora_rank=8, bf16=True,
+                         per_device_train_batch_size=int(row["batch_size"]), **json.loads(row["settings"]))
+    return memory.from_train_config(config, batch_size=batch, seq_len=width, device="cuda")
+
+
+def kit_summary(rows: list[dict], gpu: str, vers: str) -> str:
+    ok = [abs(float(r["error_pct"])) for r in rows if r.get("error_pct") not in (None, "")]
+    head = (f"kit.memory against real kit.train.run steps on {gpu}; {vers}\n"
+            f"measured: torch.cuda.max_memory_allocated during step 3 of kit.train.run; estimated: "
+            f"kit.memory.from_train_config at the batch's padded width (Breakdown.allocated)\n")
+    if not ok:
+        return head + "no cell measured\n"
+    return head + (f"kit cells={len(ok)}  median|err|={statistics.median(ok):.2f}%  max|err|={max(ok):.2f}%  "
+                   f"within2%={sum(e <= 2 for e in ok)}  within5%={sum(e <= 5 for e in ok)}\n")
+
+
+def reestimate(out: Path) -> int:
+    """Recompute estimated_bytes / error_pct of the committed kit rows with the current estimator
+    (no GPU needed: the measurement and the batch shape are in the row)."""
+    csv_path = out / "memory_validation.csv"
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    kit_rows = []
+    for r in rows:
+        if r.get("path") == "kit" and r["status"] == "ok":
+            est = kit_row_estimate(r)
+            r["estimated_bytes"] = est.allocated
+            r["note"] = r["note"].split(";")[0] + f"; peak at {est.peak_at}"
+            measured = int(r["measured_bytes"])
+            r["error_pct"] = round(100 * (r["estimated_bytes"] - measured) / measured, 3)
+            kit_rows.append(r)
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    if kit_rows:
+        summary = kit_summary(kit_rows, kit_rows[0]["gpu"], kit_rows[0]["versions"])
+        summary += "estimates recomputed from the committed measurements with the current kit.memory\n"
+        (out / "memory_validation_kit_summary.txt").write_text(summary)
+        print(summary)
+    return 0
+
+
 def run_kit_cell(cell: dict) -> dict:
     """Three kit.train.run steps; the peak of step 3 and the batch shape it saw."""
     import torch
@@ -328,7 +380,7 @@ def run_kit_cell(cell: dict) -> dict:
 
     result = run(config, device=device, live_plot=False, callbacks=[Probe()])
     batch, width = seen["shape"]
-    est = memory.from_train_config(config, batch_size=batch, seq_len=width, device=device)
+    est = kit_row_estimate(dict(cell, note=f"batch {batch} x {width}"))
     return dict(status="ok", measured_bytes=seen.get("peak"), estimated_bytes=est.allocated,
                 static_bytes=seen.get("before"), trainable_params=result.trainable_params,
                 seconds=round(time.time() - t0, 1), note=f"batch {batch} x {width}; peak at {est.peak_at}")
@@ -392,13 +444,7 @@ def main_kit(args) -> int:
         writer = csv.DictWriter(handle, fieldnames=FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(old + rows)
-    ok = [abs(r["error_pct"]) for r in rows if r.get("error_pct") is not None]
-    summary = (f"kit.memory against real kit.train.run steps on {gpu}; {vers}\n"
-               f"measured: torch.cuda.max_memory_allocated during step 3 of kit.train.run; estimated: "
-               f"kit.memory.from_train_config at the batch's padded width (Breakdown.allocated)\n"
-               + (f"kit cells={len(ok)}  median|err|={statistics.median(ok):.2f}%  max|err|={max(ok):.2f}%  "
-                  f"within2%={sum(e <= 2 for e in ok)}  within5%={sum(e <= 5 for e in ok)}\n" if ok else "no cell measured\n")
-               + f"wall time {time.time() - start:.0f} s\n")
+    summary = kit_summary(rows, gpu, vers) + f"wall time {time.time() - start:.0f} s\n"
     (out / "memory_validation_kit_summary.txt").write_text(summary)
     print(summary)
     return 0
@@ -480,6 +526,8 @@ def main(argv=None) -> int:
     parser.add_argument("--kit", action="store_true", help="measure real kit.train.run steps (path = kit)")
     parser.add_argument("--work", default="/tmp/kit_memory_validation", help="--kit: models, data, runs")
     parser.add_argument("--tokenizer", help="--kit: folder with the built-in tokenizer (default: the kit's cache)")
+    parser.add_argument("--reestimate", action="store_true",
+                        help="recompute the kit rows' estimates in <out>/memory_validation.csv (no GPU)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -487,6 +535,8 @@ def main(argv=None) -> int:
         cell = json.loads(args.worker)
         print("RESULT " + json.dumps(run_kit_cell(cell) if cell.get("kit") else run_cell(cell)), flush=True)
         return 0
+    if args.reestimate:
+        return reestimate(Path(args.out))
     if args.kit:
         return main_kit(args)
 

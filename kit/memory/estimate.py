@@ -41,6 +41,7 @@ from kit.memory.architectures import ArchFacts, facts
 
 GIB = 2**30  # bytes
 METHODS = ("inference", "full", "freeze", "lora", "qlora")
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_8bit", "adamw_bnb_8bit")  # adamw_torch = foreach
 LORA_TARGETS_ALL = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}  # bytes/value
 
@@ -78,6 +79,7 @@ class MemorySettings:
     neat_packing: bool = field(default=False, metadata={"help": "neat packing: a [batch, 1, seq, seq] block-diagonal mask rides along"})
     packing: bool = field(default=False, metadata={"help": "greedy packing: rows are full cutoff_len (seq_len is then exact); no extra memory"})
     use_reentrant_gc: bool = field(default=True, metadata={"help": "reentrant checkpointing (LLaMA-Factory default); same memory in this model"})
+    attention_mask: bool = field(default=False, metadata={"help": "batches carry an attention mask (padding, neat packing): SDPA repeats grouped K/V heads and keeps a float mask"})
 
     def validate(self) -> "MemorySettings":
         def bad(name, value, allowed):
@@ -90,7 +92,7 @@ class MemorySettings:
         for name in ("batch_size", "seq_len", "lora_rank"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 bad(name, getattr(self, name), "an integer >= 1")
-        if self.optimizer not in ("adamw_torch", "adamw_8bit", "adamw_bnb_8bit", "adamw_torch_fused"):
+        if self.optimizer not in OPTIMIZERS:
             bad("optimizer", self.optimizer, "adamw_torch or adamw_8bit")
         if self.attn_implementation not in ("sdpa", "eager", "flash_attention_2"):
             bad("attn_implementation", self.attn_implementation, "sdpa, eager or flash_attention_2")
@@ -267,6 +269,12 @@ def _layer_saved_bytes(arch: ArchFacts, s: MemorySettings, regime: str, seq_len:
         kv_rep = 2 * Q if arch.num_key_value_heads != n_heads else 2 * K
         # q, repeated k and v, fp32 softmax output, its bf16 copy (saved by probs @ v), output
         total += 2 * Q + 2 * kv_rep + (4 + 2) * n_heads * seq_len
+    elif s.attention_mask:
+        # SDPA with a mask (a padded batch, neat packing): transformers does not use SDPA's GQA path with
+        # a mask, so K and V are repeated to every query head before SDPA saves them; the
+        # memory-efficient kernel also keeps the mask as a [.., seq, seq padded to 16] 16-bit bias.
+        # (Fitted on kit.train.run cells without checkpointing, bench/results/memory_validation.csv.)
+        total += 2 * Q + 2 * Q + 2 * Q + 2 * Q + 4 * n_heads + 2 * (-(-seq_len // 16) * 16)
     else:  # sdpa flash/efficient kernel: q, k, v, output and fp32 logsumexp per head
         total += 2 * Q + 2 * K + 2 * K + 2 * Q + 4 * n_heads
     total += linear_inputs(["o_proj"], Q, 2)
@@ -410,6 +418,11 @@ def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
         "end of backward": dict(gradients=grads_all + (4 * V * H if method == "full" and arch.tie_word_embeddings
                                                        else 0)),
     }
+    if s.optimizer == "adamw_torch" and method in ("full", "freeze"):
+        # torch.optim.AdamW's default foreach path makes one temporary the size of the parameters
+        # (_foreach_sqrt(exp_avg_sq)) while every gradient is still alive; fused AdamW does not.
+        # Measured on kit.train.run full fine-tuning (bench/results/memory_validation.csv, path kit).
+        moments["optimizer step"] = dict(gradients=grads_all, workspace=param_bytes * n_train)
     if s.gradient_checkpointing:
         moments["recomputed top layer"] = dict(
             weight_copies=copies // max(L, 1), activations=acts - T * stream * H + per_layer,
@@ -458,7 +471,8 @@ def from_train_config(config, *, batch_size: int | None = None, seq_len: int | N
     settings = dict(dtype="float16" if config.fp16 else "bfloat16", batch_size=batch_size or config.per_device_train_batch_size,
                     seq_len=seq_len or config.cutoff_len,
                     gradient_checkpointing=accel.use_gradient_checkpointing(config, device),
-                    optimizer="adamw_8bit" if "8bit" in config.optim else "adamw_torch", attn_implementation=attn,
+                    optimizer=config.optim if config.optim in OPTIMIZERS else "adamw_torch",
+                    attn_implementation=attn, attention_mask=True,
                     lora_rank=config.lora_rank, lora_target=config.lora_target,
                     freeze_trainable_layers=max(1, abs(config.freeze_trainable_layers)),
                     pure_bf16=config.pure_bf16, enable_liger_kernel=liger, neat_packing=config.neat_packing,
