@@ -137,7 +137,7 @@ def test_yaml_round_trip_and_command_preview(tmp_path):
     (dict(finetuning_type="qlora"), "finetuning_type", "'lora', 'freeze', 'full'"),
     (dict(quantization_bit=3), "quantization_bit", "None, 8, 4"),
     (dict(quantization_bit=4, finetuning_type="full"), "quantization_bit", "LoRA"),
-    (dict(learning_rate=0.0), "learning_rate", "1e-12"),
+    (dict(learning_rate=-1e-5), "learning_rate", "[0.0, 1.0]"),  # 0 is allowed: it measures the loss only
     (dict(report_to="comet"), "report_to", "tensorboard"),
     (dict(use_galore=True), "use_galore", "full/freeze"),
     (dict(bf16=True, fp16=True), "fp16", "at most one"),

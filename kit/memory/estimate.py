@@ -406,7 +406,7 @@ def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
     static = b.weights + b.quant_constants + b.trainable
     logits_fwd, logits_bwd0, logits_head = 10 * T * V, 12 * T * V, 2 * T * V
     if s.enable_liger_kernel:
-        logits_fwd, logits_bwd0, logits_head = _liger_flce_bytes(T, H, V, compute)
+        logits_fwd, logits_bwd0, logits_head = liger_flce_bytes(T, H, V, compute)
     ckpt_copies = (2 * V * H if method == "full" and not s.pure_bf16 else 0) if s.gradient_checkpointing else copies
     moments = {
         # inside forward, at the log-softmax: autocast's cache still holds every bf16 weight copy
@@ -442,7 +442,7 @@ def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
     return b
 
 
-def _liger_flce_bytes(T: int, H: int, V: int, compute: int) -> tuple[int, int, int]:
+def liger_flce_bytes(T: int, H: int, V: int, compute: int) -> tuple[int, int, int]:
     """Liger's fused linear cross-entropy (ops/fused_linear_cross_entropy.py, chunk_mem_const 1):
     (bytes at the end of forward, at the start of backward, during the lm_head backward).
     Forward: the input gradient (T x H, compute dtype) + one logits chunk (chunk x V, compute dtype,
