@@ -37,6 +37,7 @@ LF_CASES = [
     ("bf16", True), ("pure_bf16", True), ("template", "qwen"), ("dataset", "identity,alpaca_en_demo"),
     ("output_dir", "saves/x"), ("stage", "dpo"), ("pref_beta", 0.2), ("use_galore", True),
     ("galore_rank", 32), ("galore_scale", 0.25), ("galore_update_interval", 50),
+    ("enable_liger_kernel", True), ("neat_packing", True), ("use_reentrant_gc", False),
 ]
 
 

@@ -347,6 +347,8 @@ class TrainConfig(GeneratingArguments, TrainingArguments, FinetuningArguments, D
                 continue  # None is LLaMA-Factory's default for every optional field here
             if key == "model_name_or_path" and str(value).lower() in _builtin_aliases():
                 value = BUILTIN_HUB_ID
+            if key == "enable_liger_kernel" and value == "auto":
+                value = True  # LLaMA-Factory's field is a bool; 'auto' is the kit's own fallback
             out[key] = value
         out.update(self.extra)
         return out
