@@ -145,6 +145,18 @@ def _counting_streamer_class():
     return CountingStreamer
 
 
+def _flag_criterion(check: Callable[[], bool]):
+    """A transformers StoppingCriteria that ends generation when `check()` is True."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class FlagCriterion(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), bool(check()), dtype=torch.bool, device=input_ids.device)
+
+    return FlagCriterion()
+
+
 def _CountingStreamer(*args, **kwargs):
     return _counting_streamer_class()(*args, **kwargs)
 
@@ -217,11 +229,16 @@ class ChatSession:
         with guard, torch.no_grad():
             return self.model.generate(**kwargs)
 
-    def stream_messages(self, messages: list[dict]) -> Iterator[str]:
-        """Yield the answer to `messages` piece by piece (does not touch the history)."""
+    def stream_messages(self, messages: list[dict], should_stop: Callable[[], bool] | None = None) -> Iterator[str]:
+        """Yield the answer to `messages` piece by piece (does not touch the history).
+        `should_stop`: checked after every generated token; when it returns True generation ends there
+        (kit.serve uses it for client disconnects and per-request time limits). Closing this generator
+        early also stops the generation thread."""
         streamer = _CountingStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         ids = self.prompt_ids(messages)
         kwargs = self._generate_kwargs(ids)
+        closed = threading.Event()
+        kwargs["stopping_criteria"] = [_flag_criterion(lambda: closed.is_set() or bool(should_stop and should_stop()))]
         errors: list[BaseException] = []
 
         def work():
@@ -235,19 +252,22 @@ class ChatSession:
         thread.start()
         text = ""
         words = self.stop_words
-        for piece in streamer:
-            if not piece:
-                continue
-            text += piece
-            hit = [w for w in words if w and w in text]
-            if hit:  # a multi-token stop word is complete: emit what precedes it and stop showing
-                cut = min(text.find(w) for w in hit)
-                shown = len(text) - len(piece)
-                if cut > shown:
-                    yield text[shown:cut]
-                break
-            yield piece
-        thread.join()
+        try:
+            for piece in streamer:
+                if not piece:
+                    continue
+                text += piece
+                hit = [w for w in words if w and w in text]
+                if hit:  # a multi-token stop word is complete: emit what precedes it and stop showing
+                    cut = min(text.find(w) for w in hit)
+                    shown = len(text) - len(piece)
+                    if cut > shown:
+                        yield text[shown:cut]
+                    break
+                yield piece
+        finally:  # also on an early close (a reader that went away): no thread keeps generating
+            closed.set()
+            thread.join()
         if errors:
             raise errors[0]
         # what the answer cost, in tokens (the stop token included, as OpenAI's usage counts it)

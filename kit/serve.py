@@ -13,16 +13,29 @@ Backends: Transformers (always), vLLM when it is installed and a CUDA GPU is pre
 {"error": {"message": "messages.0.role: ...", "type": "invalid_request_error", "param": "messages.0.role"}}.
 The `model` field of a request is echoed, not checked (one model is served).
 
-Left out: authentication (the server only listens on loopback), n > 1, logprobs, tool-call
-parsing in the response, batching concurrent requests (they are answered one at a time).
+Limits (ServeLimits; `python -m kit serve --help` names each): a request may not ask for more than
+`max_tokens` new tokens (default: the model's context) and its prompt must fit the context (400
+naming the limit); a body over `max_body_bytes` gets 413; generation stops when the client goes
+away or after `request_timeout` seconds (the answer so far, finish_reason "length",
+"kit_stopped": "timeout"); at most `max_queue` requests are admitted at once, the next gets 429
+with Retry-After; SIGTERM stops every generation at the next token and the server exits within
+seconds; `--api-key KEY` makes /v1/* require `Authorization: Bearer KEY` (what OpenAI clients send).
+
+Left out: n > 1, logprobs, tool-call parsing in the response, batching concurrent requests (they
+are answered one at a time, in turn), cancelling a vLLM generation mid-way (vLLM requests are
+bounded by the max_tokens ceiling only).
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hmac
 import json
+import queue
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterator, Literal, Union
 
@@ -30,6 +43,44 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_MAX_TOKENS = 256
+
+
+@dataclass
+class ServeLimits:
+    """What one request may cost the server. The CLI flags of `python -m kit serve` are these fields."""
+
+    max_tokens: int | None = field(default=None, metadata={
+        "help": "most new tokens one request may ask for (default: the model's context length)"})
+    max_body_bytes: int = field(default=1_048_576, metadata={
+        "help": "largest request body in bytes; larger ones get HTTP 413 (default 1 MiB)"})
+    request_timeout: float = field(default=60.0, metadata={
+        "help": "seconds one answer may generate for; then it stops and returns what it has"})
+    max_queue: int = field(default=32, metadata={
+        "help": "requests admitted at once (running + waiting their turn); the next gets HTTP 429"})
+    api_key: str | None = field(default=None, metadata={
+        "help": "if set, /v1/* requests need the header 'Authorization: Bearer <api_key>'"})
+
+    def validate(self) -> "ServeLimits":
+        checks = [("max_tokens", self.max_tokens is None or self.max_tokens >= 1, ">= 1 or None"),
+                  ("max_body_bytes", self.max_body_bytes >= 1024, ">= 1024"),
+                  ("request_timeout", self.request_timeout > 0, "> 0"),
+                  ("max_queue", self.max_queue >= 1, ">= 1")]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ValueError(f"ServeLimits.{name}={getattr(self, name)!r}: must be {allowed}")
+        return self
+
+
+def context_length(model=None, tokenizer=None) -> int | None:
+    """The model's context in tokens: config.max_position_embeddings, else the tokenizer's
+    model_max_length when it is a real number (not transformers' 1e30 placeholder)."""
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    value = getattr(tokenizer, "model_max_length", None)
+    return int(value) if isinstance(value, int) and 0 < value < 10_000_000 else None
 
 
 # ------------------------------------------------------------------------------------- requests
@@ -110,20 +161,31 @@ class TransformersBackend:
 
             model, tokenizer = models.load(str(model_dir))
         self.model, self.tokenizer, self.template = model, tokenizer, template
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # reentrant: the server's worker holds it around stream()
+        self.context_length = context_length(model, tokenizer)
 
-    def _session(self, request: ChatCompletionRequest, system):
+    def _session(self, request: ChatCompletionRequest, system, max_new_tokens: int | None = None):
         from kit.chat import ChatSession
 
+        params = request.sampling()
+        if max_new_tokens is not None:
+            params.max_new_tokens = max_new_tokens
         return ChatSession(self.model, self.tokenizer, template=self.template, system=system,
-                           params=request.sampling(), stop=request.stop)
+                           params=params, stop=request.stop)
 
-    def stream(self, request: ChatCompletionRequest, usage: dict | None = None) -> Iterator[str]:
-        """Yield the answer's pieces; fill `usage` (prompt/completion tokens, hit_limit) at the end."""
+    def prompt_tokens(self, request: ChatCompletionRequest) -> int:
+        """How many tokens the request's prompt is (chat template applied)."""
         system, messages = request.split()
-        session = self._session(request, system)
+        return len(self._session(request, system).prompt_ids(messages))
+
+    def stream(self, request: ChatCompletionRequest, usage: dict | None = None,
+               should_stop=None, max_new_tokens: int | None = None) -> Iterator[str]:
+        """Yield the answer's pieces; fill `usage` (prompt/completion tokens, hit_limit) at the end.
+        `should_stop()` is checked after every token; `max_new_tokens` overrides the request's."""
+        system, messages = request.split()
+        session = self._session(request, system, max_new_tokens)
         with self.lock:
-            yield from session.stream_messages(messages)
+            yield from session.stream_messages(messages, should_stop=should_stop)
         if usage is not None:
             usage.update(session.last_usage)
 
@@ -138,13 +200,22 @@ class VLLMBackend:
 
         self.llm = LLM(model=str(model_dir))
         self.tokenizer = self.llm.get_tokenizer()
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.context_length = getattr(self.llm.llm_engine.model_config, "max_model_len", None)
 
-    def stream(self, request: ChatCompletionRequest, usage: dict | None = None) -> Iterator[str]:
+    def prompt_tokens(self, request: ChatCompletionRequest) -> int:
+        system, messages = request.split()
+        convo = ([{"role": "system", "content": system}] if system else []) + messages
+        return len(self.tokenizer.apply_chat_template(convo, add_generation_prompt=True, tokenize=True))
+
+    def stream(self, request: ChatCompletionRequest, usage: dict | None = None,
+               should_stop=None, max_new_tokens: int | None = None) -> Iterator[str]:
         from vllm import SamplingParams
 
         system, messages = request.split()
         params = request.sampling()
+        if max_new_tokens is not None:
+            params.max_new_tokens = max_new_tokens
         vparams = SamplingParams(temperature=params.temperature if params.do_sample else 0.0,
                                  top_p=params.top_p if params.do_sample else 1.0,
                                  max_tokens=params.max_new_tokens, stop=request.stop)
@@ -204,13 +275,192 @@ def _describe(errors: list[dict]) -> tuple[str, str | None]:
     return "; ".join(parts), first
 
 
-def create_app(backend, model_name: str = "kit-model"):
-    """A FastAPI app answering OpenAI-style chat requests with `backend`."""
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
+_END = object()  # end of a job's pieces
+
+
+class _Gate:
+    """Admission control shared by the requests of one app: a bounded count of admitted requests
+    and the shutdown flag every generation checks."""
+
+    def __init__(self, limits: ServeLimits):
+        self.limits = limits
+        self.admitted = 0
+        self.shutdown = threading.Event()
+        self._lock = threading.Lock()
+
+    def admit(self) -> bool:
+        with self._lock:
+            if self.admitted >= self.limits.max_queue:
+                return False
+            self.admitted += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.admitted -= 1
+
+
+class _Job:
+    """One admitted request: a daemon thread waits its turn on the backend's lock, generates, and
+    puts the pieces on a queue; `cancel` (client gone), the gate's shutdown flag or the deadline
+    (request_timeout seconds after its turn began) stop it at the next token."""
+
+    def __init__(self, backend, request: ChatCompletionRequest, max_new_tokens: int | None, gate: _Gate):
+        self.backend, self.request, self.max_new_tokens, self.gate = backend, request, max_new_tokens, gate
+        self.pieces: queue.Queue = queue.Queue()
+        self.cancel = threading.Event()
+        self.usage: dict = {}
+        self.stopped: str | None = None  # "timeout", "cancelled" or "shutdown" when a limit ended it
+        self.error: BaseException | None = None
+        self.deadline: float | None = None
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def should_stop(self) -> bool:
+        if self.cancel.is_set():
+            self.stopped = self.stopped or "cancelled"
+        elif self.gate.shutdown.is_set():
+            self.stopped = self.stopped or "shutdown"
+        elif self.deadline is not None and time.monotonic() > self.deadline:
+            self.stopped = self.stopped or "timeout"
+        return self.stopped is not None
+
+    def _run(self) -> None:
+        lock = self.backend.lock
+        try:
+            while not lock.acquire(timeout=0.05):  # wait for our turn, unless the client left meanwhile
+                if self.cancel.is_set() or self.gate.shutdown.is_set():
+                    self.should_stop()
+                    return
+            try:
+                self.deadline = time.monotonic() + self.gate.limits.request_timeout
+                for piece in self.backend.stream(self.request, self.usage, should_stop=self.should_stop,
+                                                 max_new_tokens=self.max_new_tokens):
+                    self.pieces.put(piece)
+            finally:
+                lock.release()
+        except BaseException as exc:  # re-raised in the handler
+            self.error = exc
+        finally:
+            self.pieces.put(_END)
+            self.gate.leave()
+
+    async def pieces_async(self, raw_request=None):
+        """The pieces, without blocking the event loop; with `raw_request`, a client that disconnects
+        cancels the job (checked every 0.25 s while waiting)."""
+        checked = time.monotonic()
+        while True:
+            try:
+                item = self.pieces.get_nowait()
+            except queue.Empty:
+                if raw_request is not None and time.monotonic() - checked > 0.25:
+                    checked = time.monotonic()
+                    if await raw_request.is_disconnected():
+                        self.cancel.set()
+                await asyncio.sleep(0.01)
+                continue
+            if item is _END:
+                break
+            yield item
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def finish_reason(self) -> str:
+        return "length" if self.usage.get("hit_limit") or self.stopped == "timeout" else "stop"
+
+
+def _plain_response(scope, receive, send, status: int, message: str, param=None, headers=None, kind=None):
+    response = _error(status, message, param, kind or "invalid_request_error")
+    response.headers.update(headers or {})
+    return response(scope, receive, send)
+
+
+class _Guard:
+    """ASGI middleware: the API key (401) and the request body size limit (413), checked before
+    any handler reads the body (a body without Content-Length is counted as it arrives)."""
+
+    def __init__(self, app, limits: ServeLimits):
+        self.app, self.limits = app, limits
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        key = self.limits.api_key
+        if key and scope.get("path", "").startswith("/v1/"):
+            given = headers.get(b"authorization", b"").decode("latin-1")
+            if not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
+                return await _plain_response(scope, receive, send, 401,
+                                             "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
+                                             kind="authentication_error",
+                                             headers={"WWW-Authenticate": "Bearer"})
+        limit = self.limits.max_body_bytes
+        too_big = (f"the request body is larger than this server accepts ({limit} bytes; "
+                   "see --max_body_bytes)")
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._drain(receive, int(declared))
+            return await _plain_response(scope, receive, send, 413, too_big, kind="request_too_large")
+        seen = 0
+
+        async def counting_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:  # the app's HTTPException handler answers it (413, OpenAI's shape)
+                    from fastapi import HTTPException
+
+                    raise HTTPException(413, too_big)
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    @staticmethod
+    async def _drain(receive, declared: int) -> None:
+        """Read (and drop) a refused body so the client sees the 413 instead of a broken pipe;
+        bodies over 64 MiB are not read (the connection is answered and closed)."""
+        if declared > 64 * 2**20:
+            return
+        more = True
+        while more:
+            message = await receive()
+            more = message["type"] == "http.request" and message.get("more_body", False)
+
+
+def _cancelling_stream(job: _Job, content):
+    """A Server-Sent Events response that cancels `job` however it ends (finished, client gone, error)."""
     from fastapi.responses import StreamingResponse
 
+    class CancellingStream(StreamingResponse):
+        async def __call__(self, scope, receive, send):
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                job.cancel.set()
+
+    return CancellingStream(content, media_type="text/event-stream")
+
+
+def create_app(backend, model_name: str = "kit-model", limits: ServeLimits | None = None):
+    """A FastAPI app answering OpenAI-style chat requests with `backend`, within `limits`.
+    `app.state.gate.shutdown.set()` stops every generation at its next token."""
+    import anyio
+    from fastapi import FastAPI, Request
+    from starlette.exceptions import HTTPException
+    from fastapi.exceptions import RequestValidationError
+    limits = (limits or ServeLimits()).validate()
+    gate = _Gate(limits)
+    context = getattr(backend, "context_length", None)
+    ceiling = limits.max_tokens or context
     app = FastAPI(title="kit chat API", version="1")
+    app.state.gate = gate
+    app.add_middleware(_Guard, limits=limits)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_request: Request, exc: HTTPException):
+        kind = {413: "request_too_large", 404: "not_found_error"}.get(exc.status_code, "invalid_request_error")
+        return _error(exc.status_code, str(exc.detail), kind=kind)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_request: Request, exc: RequestValidationError):
@@ -219,43 +469,83 @@ def create_app(backend, model_name: str = "kit-model"):
 
     @app.get("/health")
     def health():
-        return {"status": "ok", "model": model_name, "backend": backend.name}
+        return {"status": "ok", "model": model_name, "backend": backend.name, "context_length": context,
+                "max_tokens": ceiling, "admitted": gate.admitted, "max_queue": limits.max_queue}
 
     @app.get("/v1/models")
     def list_models():
         return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "kit"}]}
 
-    @app.post("/v1/chat/completions")
-    def chat_completions(request: ChatCompletionRequest):
+    async def chat_completions(request: ChatCompletionRequest, raw: Request):
+        asked_field = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
+        asked = request.max_completion_tokens or request.max_tokens
+        if asked is not None and ceiling is not None and asked > ceiling:
+            source = "--max_tokens" if limits.max_tokens else "the model's context length"
+            return _error(400, f"{asked_field}: {asked} is more than this server allows ({ceiling} tokens, "
+                               f"{source})", asked_field)
+        if gate.shutdown.is_set():
+            return _error(503, "the server is shutting down", kind="server_shutting_down")
+        if hasattr(backend, "prompt_tokens"):
+            prompt_len = await anyio.to_thread.run_sync(backend.prompt_tokens, request)
+        else:
+            prompt_len = None
+        max_new = None
+        if context is not None and prompt_len is not None:
+            if prompt_len >= context:
+                return _error(400, f"messages: the prompt is {prompt_len} tokens, but the model's context is "
+                                   f"{context} tokens (prompt and answer together); shorten the messages",
+                              "messages")
+            max_new = min(asked or DEFAULT_MAX_TOKENS, context - prompt_len)
+        if not gate.admit():
+            retry = str(max(1, int(limits.request_timeout)))
+            return _with_headers(_error(429, f"the server is busy ({limits.max_queue} requests admitted, "
+                                             f"--max_queue); retry after {retry} s", kind="rate_limit_error"),
+                                 {"Retry-After": retry})
+        job = _Job(backend, request, max_new, gate)
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if request.stream:
-            return StreamingResponse(_sse(backend, request, completion_id, created, model_name),
-                                     media_type="text/event-stream")
-        usage: dict = {}
-        text = "".join(backend.stream(request, usage)).strip()
-        return {
+            return _cancelling_stream(job, _sse(job, completion_id, created, model_name))
+        try:
+            text = "".join([piece async for piece in job.pieces_async(raw)]).strip()
+        finally:
+            job.cancel.set()  # the handler was cancelled or failed: stop generating
+        usage = job.usage
+        body = {
             "id": completion_id, "object": "chat.completion", "created": created, "model": model_name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": "length" if usage["hit_limit"] else "stop"}],
-            "usage": {"prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
-                      "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
+                         "finish_reason": job.finish_reason}],
+            "usage": {"prompt_tokens": usage.get("prompt_tokens", prompt_len or 0),
+                      "completion_tokens": usage.get("completion_tokens", 0),
+                      "total_tokens": usage.get("prompt_tokens", prompt_len or 0) + usage.get("completion_tokens", 0)},
         }
+        if job.stopped:
+            body["kit_stopped"] = job.stopped
+        return body
 
+    # FastAPI reads the parameter types; `Request` is imported here, so give it the classes themselves
+    chat_completions.__annotations__.update(request=ChatCompletionRequest, raw=Request)
+    app.post("/v1/chat/completions")(chat_completions)
     return app
 
 
-def _sse(backend, request, completion_id, created, model_name) -> Iterator[str]:
+def _with_headers(response, headers: dict):
+    response.headers.update(headers)
+    return response
+
+
+async def _sse(job: _Job, completion_id, created, model_name):
     def chunk(delta: dict, finish=None) -> str:
         body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model_name,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        if finish and job.stopped:
+            body["kit_stopped"] = job.stopped
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
-    usage: dict = {}
-    for piece in backend.stream(request, usage):
+    async for piece in job.pieces_async():
         yield chunk({"content": piece})
-    yield chunk({}, "length" if usage.get("hit_limit") else "stop")
+    yield chunk({}, job.finish_reason)
     yield "data: [DONE]\n\n"
 
 
@@ -281,6 +571,9 @@ class Server:
         self.url = f"http://{host}:{self.port}"
 
     def stop(self, timeout: float = 30) -> None:
+        gate = getattr(getattr(self._server.config.app, "state", None), "gate", None)
+        if gate is not None:  # stop every generation at its next token
+            gate.shutdown.set()
         self._server.should_exit = True
         self._thread.join(timeout)
 
@@ -298,15 +591,16 @@ def _check_host(host: str) -> None:
 
 
 def start(model_dir=None, port: int = 0, backend: str = "auto", model=None, tokenizer=None,
-          model_name: str | None = None) -> Server:
+          model_name: str | None = None, limits: ServeLimits | None = None) -> Server:
     """Serve a model folder (or a loaded model + tokenizer) on 127.0.0.1 in the background.
-    `port=0` picks a free port; read it from `.url`. Stop with `.stop()` (or use `with`)."""
+    `port=0` picks a free port; read it from `.url`. Stop with `.stop()` (or use `with`).
+    `limits`: ServeLimits (max_tokens ceiling, body size, per-request timeout, queue, api_key)."""
     if model is not None:
         engine = TransformersBackend(model=model, tokenizer=tokenizer)
     else:
         engine = make_backend(model_dir, backend)
     name = model_name or (Path(str(model_dir)).name if model_dir else "kit-model")
-    return Server(create_app(engine, name), port=port)
+    return Server(create_app(engine, name, limits), port=port)
 
 
 def cli_main(argv: list[str] | None = None) -> int:
@@ -320,15 +614,33 @@ def cli_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"],
                         help="inference engine (LLaMA-Factory infer_backend); auto = vllm if installed with a GPU")
     parser.add_argument("--model_name", default=None, help="the id shown by /v1/models (default: the folder name)")
+    for f in fields(ServeLimits):  # the limits' flags, help from the dataclass
+        flags = ["--api-key", "--api_key"] if f.name == "api_key" else [f"--{f.name}"]
+        kind = {"max_tokens": int, "max_body_bytes": int, "max_queue": int, "request_timeout": float}.get(f.name, str)
+        parser.add_argument(*flags, dest=f.name, type=kind, default=f.default, help=f.metadata["help"])
     args = parser.parse_args(argv)
     try:
         _check_host(args.host)
     except ValueError as exc:
         parser.error(str(exc))
+    limits = ServeLimits(**{f.name: getattr(args, f.name) for f in fields(ServeLimits)})
+    try:
+        limits.validate()
+    except ValueError as exc:
+        parser.error(str(exc))
     engine = make_backend(args.model, args.backend)
-    app = create_app(engine, args.model_name or Path(args.model).name)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info")
+    app = create_app(engine, args.model_name or Path(args.model).name, limits)
+    # SIGTERM/Ctrl-C: every generation stops at its next token, open requests get their answer so far,
+    # and connections still open after 3 s are closed (the process then exits)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
+    original_exit = server.handle_exit
+
+    def handle_exit(sig, frame):
+        app.state.gate.shutdown.set()
+        original_exit(sig, frame)
+
+    server.handle_exit = handle_exit
     original_startup = server.startup
 
     async def startup(sockets=None):  # print the real address once bound (port 0 picks a free one)
