@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -235,6 +236,13 @@ def _default_system(template, tokenizer) -> str | None:
     return None
 
 
+def _follow_umask(folder: Path) -> None:
+    """chmod `folder` to what mkdir would have given it (0777 minus the process umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
+
+
 def _check_target(export_dir: Path, adapter_dir: Path, overwrite: bool) -> None:
     if export_dir.exists() and (not export_dir.is_dir() or any(export_dir.iterdir())):
         if not overwrite:
@@ -242,6 +250,9 @@ def _check_target(export_dir: Path, adapter_dir: Path, overwrite: bool) -> None:
                                   "(--overwrite) to replace it, or choose another folder")
         if export_dir.resolve() in [adapter_dir.resolve(), *adapter_dir.resolve().parents]:
             raise ExportError(f"export_dir {export_dir} holds the adapter {adapter_dir}; overwriting it would delete it")
+        from kit import marker
+
+        marker.check_replaceable(export_dir, "export_dir")  # only a folder the kit made is replaced
 
 
 # ---------------------------------------------------------------------------------------- merge
@@ -318,8 +329,12 @@ def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
 
     export_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}.partial-", dir=export_dir.parent))
+    _follow_umask(tmp)  # mkdtemp makes it 0700; the export folder gets the usual permissions
     quantized_diff = None
     try:
+        from kit import marker
+
+        marker.write_marker(tmp, "export")
         merged.save_pretrained(tmp, max_shard_size=config.max_shard_size, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         if config.export_quantization_bit:

@@ -44,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from kit.train.runner import run
 
-    result = run(config, overwrite_output_dir=True if args.overwrite else None, resume=args.resume)
+    try:
+        result = run(config, overwrite_output_dir=True if args.overwrite else None, resume=args.resume)
+    except FileExistsError as err:  # output_dir busy, or not a folder the kit made (left untouched)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(result)
     return 130 if result.interrupted else 0
 

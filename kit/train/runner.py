@@ -23,7 +23,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kit import env
+from kit import env, marker
 from kit.train import monitor
 from kit.train.config import ConfigError, TrainConfig
 from kit.train.context import StageContext, get_stage
@@ -233,6 +233,7 @@ def prepare_output_dir(config: TrainConfig, overwrite: bool, resume) -> str | No
             raise FileExistsError(
                 f"output_dir {out} already holds a run ({', '.join(found)}). Pass overwrite_output_dir=True "
                 f"to replace it, resume=True to continue from its last checkpoint, or choose another output_dir.")
+        marker.check_replaceable(out, "output_dir")  # only a folder the kit made is deleted
         shutil.rmtree(out)
     return None
 
@@ -275,6 +276,7 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    marker.write_marker(out, "run")
     config.to_yaml(out / CONFIG_FILE)
     config.to_llamafactory_yaml(out / LF_CONFIG_FILE)
     (out / RESULT_FILE).unlink(missing_ok=True)
