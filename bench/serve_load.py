@@ -11,7 +11,11 @@ cut there. Reported per level: p50 / p95 / max latency of the well-behaved reque
 errors (any non-200), how long the abusive request held the server, and the target check:
 a well-behaved request may wait for the abusive request's limit once, plus its share of the
 well-behaved work ahead of it (requests are answered one at a time):
-    max latency <= request_timeout + N * (latency of one request alone) + 2 s of slack.
+    max latency <= 2 * (request_timeout + alone) + N * alone + 2 s of slack,
+where `alone` is one well-behaved request's latency on an idle server (it also covers the token
+in progress when a limit is hit) and the 2 counts the abusive client's two requests.
+The server's own per-request timings (wait for the turn, generation time, stop reason) are saved
+with each level.
 Bounded: loopback only, a fixed number of requests, every client with a 300 s timeout.
 Writes a JSON result file (machine, versions, settings, per-level figures) and prints a table.
 """
@@ -66,7 +70,8 @@ def polite_client(url: str, requests: int, latencies: list, errors: list) -> Non
         latencies.append(time.monotonic() - started)
 
 
-def run_level(url: str, clients: int, requests: int, ceiling: int, timeout: float, alone: float) -> dict:
+def run_level(url: str, clients: int, requests: int, ceiling: int, timeout: float, alone: float, gate) -> dict:
+    gate.recent.clear()
     abusive: dict = {}
     bully = threading.Thread(target=abusive_client, args=(url, ceiling, abusive))
     bully.start()
@@ -78,7 +83,9 @@ def run_level(url: str, clients: int, requests: int, ceiling: int, timeout: floa
         thread.start()
     for thread in threads + [bully]:
         thread.join()
-    bound = timeout + clients * alone + 2.0
+    # two abusive requests (the abandoned stream, the long one), each cut at its limit after the
+    # token in progress (one `alone` covers it), then the well-behaved work ahead
+    bound = 2 * (timeout + alone) + clients * alone + 2.0
     worst = max(latencies) if latencies else None
     return {"clients": clients, "requests": clients * requests, "ok": len(latencies), "errors": len(errors),
             "error_samples": errors[:3],
@@ -86,7 +93,7 @@ def run_level(url: str, clients: int, requests: int, ceiling: int, timeout: floa
             "p95_s": round(percentile(latencies, 0.95), 3) if latencies else None,
             "max_s": round(worst, 3) if worst is not None else None,
             "bound_s": round(bound, 3), "within_target": worst is not None and worst <= bound and not errors,
-            "abusive": abusive}
+            "abusive": abusive, "server_jobs": list(gate.recent)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         assert httpx.post(server.url + CHAT, json=POLITE, timeout=300).status_code == 200
         alone = time.monotonic() - started
         for clients in args.clients:
-            levels.append(run_level(server.url, clients, args.requests, ceiling, args.request_timeout, alone))
+            gate = server._server.config.app.state.gate
+            levels.append(run_level(server.url, clients, args.requests, ceiling, args.request_timeout, alone, gate))
             print(json.dumps(levels[-1]), flush=True)
     result = {
         "machine": {"platform": platform.platform(), "python": platform.python_version(),

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import hmac
 import json
 import queue
@@ -286,7 +287,28 @@ class _Gate:
         self.limits = limits
         self.admitted = 0
         self.shutdown = threading.Event()
+        self.recent: collections.deque = collections.deque(maxlen=200)  # finished jobs' timings (bench/)
         self._lock = threading.Lock()
+        self._turns: collections.deque = collections.deque()  # admitted jobs in arrival order
+        self._turn_changed = threading.Condition()
+
+    def wait_turn(self, job, give_up) -> bool:
+        """Block until `job` is first in line (first come, first served); False if `give_up()` first."""
+        with self._turn_changed:
+            self._turns.append(job)
+            while self._turns[0] is not job:
+                if give_up():
+                    self._turns.remove(job)
+                    self._turn_changed.notify_all()
+                    return False
+                self._turn_changed.wait(0.05)
+        return True
+
+    def end_turn(self, job) -> None:
+        with self._turn_changed:
+            if job in self._turns:
+                self._turns.remove(job)
+            self._turn_changed.notify_all()
 
     def admit(self) -> bool:
         with self._lock:
@@ -325,22 +347,30 @@ class _Job:
         return self.stopped is not None
 
     def _run(self) -> None:
-        lock = self.backend.lock
-        try:
-            while not lock.acquire(timeout=0.05):  # wait for our turn, unless the client left meanwhile
-                if self.cancel.is_set() or self.gate.shutdown.is_set():
-                    self.should_stop()
-                    return
+        arrived = time.monotonic()
+        began = None
+        try:  # wait for our turn (in arrival order), unless the client leaves meanwhile
+            if not self.gate.wait_turn(self, lambda: self.cancel.is_set() or self.gate.shutdown.is_set()):
+                self.should_stop()
+                return
             try:
-                self.deadline = time.monotonic() + self.gate.limits.request_timeout
-                for piece in self.backend.stream(self.request, self.usage, should_stop=self.should_stop,
-                                                 max_new_tokens=self.max_new_tokens):
-                    self.pieces.put(piece)
+                with self.backend.lock:
+                    began = time.monotonic()
+                    self.deadline = began + self.gate.limits.request_timeout
+                    for piece in self.backend.stream(self.request, self.usage, should_stop=self.should_stop,
+                                                     max_new_tokens=self.max_new_tokens):
+                        self.pieces.put(piece)
             finally:
-                lock.release()
+                self.gate.end_turn(self)
         except BaseException as exc:  # re-raised in the handler
             self.error = exc
         finally:
+            ended = time.monotonic()
+            self.gate.recent.append({"stream": self.request.stream, "max_new_tokens": self.max_new_tokens,
+                                     "waited_s": round((began or ended) - arrived, 3),
+                                     "generated_s": round(ended - began, 3) if began else 0.0,
+                                     "completion_tokens": self.usage.get("completion_tokens", 0),
+                                     "stopped": self.stopped})
             self.pieces.put(_END)
             self.gate.leave()
 

@@ -119,15 +119,15 @@ def test_llamafactory_yaml_keeps_every_value(values, expected):
 
 def test_yaml_round_trip_and_command_preview(tmp_path):
     config = TrainConfig.from_dict({"dataset": "identity", "output_dir": "o", "lora_rank": 4,
-                                    "learning_rate": "5e-5", "my_key": 1}, warn=False)
+                                    "learning_rate": "5e-5", "ddp_timeout": 1}, warn=False)
     assert config.learning_rate == 5e-5  # PyYAML leaves 5e-5 a string; the field type converts it
     config.to_yaml(tmp_path / "c.yaml")
-    with pytest.warns(UserWarning, match="my_key"):
+    with pytest.warns(UserWarning, match="ddp_timeout"):
         again = TrainConfig.from_yaml(tmp_path / "c.yaml")
-    assert again == config and again.extra == {"my_key": 1}
+    assert again == config and again.extra == {"ddp_timeout": 1}
     preview = config.command_preview()
     assert preview.startswith("llamafactory-cli train")
-    assert "--lora_rank 4" in preview and "--dataset identity" in preview and "--my_key 1" in preview
+    assert "--lora_rank 4" in preview and "--dataset identity" in preview and "--ddp_timeout 1" in preview
     assert config.command_preview("c.yaml") == "llamafactory-cli train c.yaml"
 
 
@@ -180,3 +180,33 @@ def test_stage_registry_loads_sft_and_rejects_unknown():
 
     register_stage("sft_test_probe", probe)
     assert get_stage("sft_test_probe") is probe
+
+
+# ------------------------------------------------------------------- strict settings (issue 17)
+
+@pytest.mark.parametrize("key, nearest", [("learning_rat", "learning_rate"), ("lora_rnak", "lora_rank"),
+                                          ("cutof_len", "cutoff_len"), ("per_device_batch_size", None)])
+def test_unknown_key_is_an_error_naming_the_nearest(tmp_path, key, nearest):
+    path = tmp_path / "train.yaml"
+    path.write_text(f"dataset: identity\n{key}: 3\n")
+    with pytest.raises(ConfigError, match=f"unknown setting '{key}'") as err:
+        TrainConfig.from_yaml(path)
+    assert str(path) in str(err.value)
+    if nearest:
+        assert f"did you mean '{nearest}'" in str(err.value)
+
+
+def test_cli_set_with_an_unknown_key_is_an_error(tmp_path, capsys):
+    from kit.train import cli
+
+    path = tmp_path / "train.yaml"
+    path.write_text(f"dataset: identity\noutput_dir: {tmp_path / 'out'}\n")
+    assert cli.main([str(path), "--set", "lora_rnak=64", "--preview"]) == 2
+    assert "did you mean 'lora_rank'" in capsys.readouterr().err
+    assert cli.main([str(path), "--set", "lora_rank=64", "--preview"]) == 0
+
+
+def test_llamafactory_keys_the_kit_does_not_implement_stay_a_warning():
+    with pytest.warns(UserWarning, match="ddp_timeout, use_badam"):
+        config = TrainConfig.from_dict({"dataset": "identity", "ddp_timeout": 9, "use_badam": True})
+    assert config.extra == {"ddp_timeout": 9, "use_badam": True}

@@ -286,7 +286,12 @@ class TrainConfig(GeneratingArguments, TrainingArguments, FinetuningArguments, D
     @classmethod
     def from_dict(cls, values: dict, *, source: str = "dict", warn: bool = True) -> "TrainConfig":
         """Build a config from LLaMA-Factory-style keys; values are converted to the field types.
-        Unknown keys go to `extra` (with one warning naming them), never silently dropped."""
+        A key that is neither a kit setting nor a LLaMA-Factory argument is a ConfigError naming the
+        nearest known name (`learning_rat` -> `learning_rate`). LLaMA-Factory keys the kit does not
+        implement go to `extra` (with one warning naming them), never silently dropped; so do the
+        keys of an explicit `extra:` mapping (deliberate pass-through, e.g. a saved config)."""
+        from kit.train import lf_keys
+
         known, extra = {}, {}
         hints = typing.get_type_hints(cls)
         fields = cls.field_map()
@@ -296,8 +301,10 @@ class TrainConfig(GeneratingArguments, TrainingArguments, FinetuningArguments, D
                 known[name] = _coerce(name, value, hints[name], source)
             elif key == "extra" and isinstance(value, dict):
                 extra.update(value)
-            else:
+            elif isinstance(key, str) and lf_keys.is_llamafactory_key(key):
                 extra[key] = value
+            else:
+                raise ConfigError(lf_keys.unknown_key_message(str(key), fields, source))
         config = cls(**known, extra=extra)
         if extra and warn:
             warnings.warn(f"{source}: these keys are not used by kit.train and are kept in config.extra: "
