@@ -63,8 +63,11 @@ task task_dir batch_size seed lang n_shot save_dir download_mode
 @lru_cache(maxsize=1)
 def _transformers_training_keys() -> frozenset:
     import dataclasses
+    import warnings
 
-    from transformers import Seq2SeqTrainingArguments
+    with warnings.catch_warnings():  # importing transformers may warn about optional packages: not ours
+        warnings.simplefilter("ignore")
+        from transformers import Seq2SeqTrainingArguments
 
     return frozenset(f.name for f in dataclasses.fields(Seq2SeqTrainingArguments))
 
