@@ -107,6 +107,10 @@ class DataArguments:
     neat_packing: bool = _f(False, "Packing without cross-attention: each example in a packed sequence "
                             "attends only to itself (position ids restart; a block-diagonal causal mask). "
                             "Implies packing.", "Neat packing", "使用无污染打包")
+    force_template: bool = _f(False, "Train even when the template's special markers are not single tokens "
+                              "of the model's tokenizer (they are added as new tokens). Normally such a "
+                              "template is refused before the model loads.", "Force template", "强制使用模板",
+                              kit_only=True)
 
 
 @dataclass
@@ -352,6 +356,8 @@ class TrainConfig(GeneratingArguments, TrainingArguments, FinetuningArguments, D
         for key, value in self.to_dict().items():
             if value is None:
                 continue  # None is LLaMA-Factory's default for every optional field here
+            if self.field_map()[key].metadata.get("kit_only"):
+                continue  # the kit's own setting (e.g. force_template): LLaMA-Factory has no such argument
             if key == "model_name_or_path" and str(value).lower() in _builtin_aliases():
                 value = BUILTIN_HUB_ID
             if key == "enable_liger_kernel" and value == "auto":

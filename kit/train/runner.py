@@ -259,6 +259,12 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
     from kit.train import accel
 
     accel.check(config, device)  # e.g. Liger on a CPU: a clear ConfigError before anything loads
+    from kit.train import checks
+
+    forced = checks.preflight(config)  # template fit, lora_target, freeze layers: before any weights load
+    if forced:
+        warnings.warn(f"force_template=True: template {config.template!r} does not fit the tokenizer "
+                      f"({'; '.join(forced)}); its markers are added as new tokens", UserWarning)
     train_args = training_arguments(config, device)
 
     from kit import templates

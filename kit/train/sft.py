@@ -27,10 +27,17 @@ def encode_rows(rows, tokenizer, template, config) -> dict:
     from kit import templates
 
     input_ids, labels, skipped = [], [], []
+    truncated_rows, tokens_lost = 0, 0
     for index, row in enumerate(rows):
-        ids, labs = templates.encode(template, tokenizer, row["messages"], system=row.get("system") or None,
-                                     tools=row.get("tools") or None, cutoff_len=config.cutoff_len,
-                                     train_on_prompt=config.train_on_prompt, mask_history=config.mask_history)
+        kwargs = dict(system=row.get("system") or None, tools=row.get("tools") or None,
+                      train_on_prompt=config.train_on_prompt, mask_history=config.mask_history)
+        # encode in full first (same ids when it fits), so every token cut by cutoff_len is counted
+        ids, labs = templates.encode(template, tokenizer, row["messages"], cutoff_len=10**9, **kwargs)
+        if len(ids) > config.cutoff_len:
+            full = len(ids)
+            ids, labs = templates.encode(template, tokenizer, row["messages"], cutoff_len=config.cutoff_len, **kwargs)
+            truncated_rows += 1
+            tokens_lost += full - len(ids)
         if all(label == IGNORE_INDEX for label in labs):
             skipped.append(index)
             continue
@@ -40,6 +47,10 @@ def encode_rows(rows, tokenizer, template, config) -> dict:
         warnings.warn(f"sft: {len(skipped)} row(s) have no answer token left after cutoff_len="
                       f"{config.cutoff_len} and are not trained on: rows {skipped[:20]}"
                       f"{' ...' if len(skipped) > 20 else ''}; raise cutoff_len to keep them", UserWarning)
+    if truncated_rows:  # reported once per encoding pass (train, eval), never silently
+        warnings.warn(f"sft: cutoff_len={config.cutoff_len} cut {truncated_rows} of {len(rows)} row(s), "
+                      f"{tokens_lost} token(s) lost in all (prompt and answer are cut turn by turn, as "
+                      f"LLaMA-Factory does); raise cutoff_len to keep them", UserWarning)
     if not input_ids:
         raise ValueError(f"sft: no row has an answer token within cutoff_len={config.cutoff_len}")
     return {"input_ids": input_ids, "labels": labels}
