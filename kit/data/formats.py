@@ -220,6 +220,9 @@ def _message(attr, message, index: int, roles: dict):
         raise _RowError(field, f"message {index} has role {tag!r}, which is none of the entry's tags "
                         f"{sorted(roles)}", "fix the role, or map it in the entry's \"tags\" "
                         "(user_tag, assistant_tag, observation_tag, function_tag, system_tag)")
+    if message[attr.content_tag] is None:
+        raise _RowError(field, f"message {index}'s content is null",
+                        "write the message's text, or remove the message (an empty turn would be trained)")
     return roles[tag], _text(message[attr.content_tag], field, f"message {index}'s content")
 
 
@@ -235,6 +238,10 @@ def _chat(attr, record, stage):
     start = 0
     first = messages[0]
     if attr.system_tag and isinstance(first, dict) and first.get(attr.role_tag) == attr.system_tag:
+        if system.strip():
+            raise _RowError(attr.system, f"the row has both a '{attr.system}' column and a leading system "
+                            "message; only one can be the system prompt",
+                            f"keep the system prompt in one place (the '{attr.system}' column or the message)")
         system, start = _text(first.get(attr.content_tag), attr.messages, "the system message"), 1
     aligned = []
     for index in range(start, len(messages)):

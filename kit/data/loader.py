@@ -97,6 +97,10 @@ def load_dataset(name_or_names, dataset_dir=None, stage: str = "sft", split: str
 
     dataset_dir = Path(dataset_dir) if dataset_dir is not None else env.data_dir()
     names = _names(name_or_names)
+    if num_samples is not None and (isinstance(num_samples, bool) or int(num_samples) != num_samples
+                                    or num_samples < 1):
+        raise DataError(f"num_samples = {num_samples!r} is not allowed: expected a whole number >= 1",
+                        field="num_samples", fix="pass None to use every row")
     report = DatasetReport(names, stage)
     parts = []
     for name in names:

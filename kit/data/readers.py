@@ -69,32 +69,136 @@ def _kind(name: str, path: Path) -> str:
     return ext
 
 
+def read_text(name: str, path: Path) -> str:
+    """A text file's content: UTF-8 (a leading byte-order mark is dropped, UTF-16 with a BOM is
+    decoded); any other encoding is a DataError naming the file, line and column of the first byte
+    that is not UTF-8, with the encoding it most likely is (charset-normalizer's guess)."""
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        guess = _guess_encoding(data)
+        raise DataError(f"the file is not UTF-8 text: byte 0x{data[err.start]:02x} at line {line}, column {column} "
+                        f"cannot be decoded" + (f" (it looks like {guess})" if guess else ""), dataset=name,
+                        file=str(path), fix="re-save the file as UTF-8, e.g. iconv -f "
+                        f"{guess or 'latin1'} -t utf-8 IN > OUT; the kit does not guess encodings") from None
+
+
+def _guess_encoding(data: bytes) -> str | None:
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError:
+        return None
+    best = from_bytes(data[:200_000]).best()
+    return best.encoding if best is not None else None
+
+
+MAX_DEPTH = 64  # deepest nesting of lists/objects accepted inside a row
+
+
+class _Duplicates(dict):
+    """A JSON object that had a repeated key (json keeps the last value; we report it instead)."""
+
+    repeated: list
+
+
+def _pairs(pairs):
+    seen, repeated = {}, []
+    for key, value in pairs:
+        if key in seen:
+            repeated.append(key)
+        seen[key] = value
+    if repeated:
+        out = _Duplicates(seen)
+        out.repeated = repeated
+        return out
+    return seen
+
+
+def _loads(text: str):
+    return json.loads(text, object_pairs_hook=_pairs)
+
+
+def _row_problem(value, where: str = "", depth: int = 0) -> tuple[str, str, str] | None:
+    """(field, reason, fix) for what a parsed row must not hold: a repeated key (the file is
+    ambiguous), a lone surrogate (not encodable text), nesting deeper than MAX_DEPTH."""
+    if depth > MAX_DEPTH:
+        return (where or "row", f"nested deeper than {MAX_DEPTH} levels", "flatten the row")
+    if isinstance(value, _Duplicates):
+        key = value.repeated[0]
+        return (f"{where}.{key}" if where else key, f"the key '{key}' appears more than once in one object "
+                "(JSON keeps only the last value)", "keep one value for the key")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            return (where or "row", f"the text holds an invalid character (a lone surrogate "
+                    f"{value[err.start]!r} at position {err.start})", "fix the \\ud8xx escape in the file")
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _row_problem(item, f"{where}.{key}" if where else str(key), depth + 1)
+        if found:
+            return found
+    return None
+
+
+def _records_of_object(name: str, path: Path, text: str):
+    """A .json file holding one JSON object: a DataError naming what it is (never a per-line storm)."""
+    try:
+        data = _loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    lists = [k for k, v in data.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)]
+    if lists:
+        raise DataError(f"the file is one JSON object whose key '{lists[0]}' holds {len(data[lists[0]])} rows; "
+                        "a dataset file must be a JSON list of rows (or JSON lines)", dataset=name,
+                        file=str(path), field=lists[0], fix=f"make the list under '{lists[0]}' the whole file")
+    raise DataError("the file is one JSON object, not a list of rows", dataset=name, file=str(path),
+                    fix="write the rows as a JSON list [{...}, {...}] or one JSON object per line")
+
+
 def read_file(name: str, path: Path) -> RawFile:
     kind = _kind(name, path)
     raw = RawFile(str(path))
     if kind in ("json", "jsonl"):
-        text = path.read_text(encoding="utf-8")
+        text = read_text(name, path)
         if kind == "json" and text.lstrip().startswith("["):
             try:
-                data = json.loads(text)
+                data = _loads(text)
             except json.JSONDecodeError as err:
                 raise DataError(f"bad JSON at line {err.lineno}, column {err.colno}: {err.msg}", dataset=name,
                                 file=str(path), fix="look for a missing comma, quote or bracket, or a "
                                 "trailing comma, at or just before that line") from None
+            except RecursionError:
+                raise DataError("the JSON is nested too deeply to read", dataset=name, file=str(path),
+                                fix=f"rows may nest at most {MAX_DEPTH} levels") from None
             records = list(enumerate(data))
         else:  # JSON lines (datasets' json reader also accepts these in a .json file)
+            if kind == "json" and text.lstrip().startswith("{") and len(text.strip().splitlines()) > 1:
+                _records_of_object(name, path, text)  # raises when the file is one (pretty-printed) object
             records = []
             for line_no, line in enumerate(text.splitlines(), start=1):
                 if not line.strip():
                     continue
                 index = len(records)
                 try:
-                    records.append((index, json.loads(line)))
+                    records.append((index, _loads(line)))
                 except json.JSONDecodeError as err:
                     records.append((index, None))
                     raw.issues.append(RowIssue(name, str(path), index, "json",
                                                f"bad JSON at line {line_no}, column {err.colno}: {err.msg}",
                                                "each line must be one complete JSON object"))
+                except RecursionError:
+                    records.append((index, None))
+                    raw.issues.append(RowIssue(name, str(path), index, "json", f"line {line_no} is nested "
+                                               "too deeply to read", f"rows may nest at most {MAX_DEPTH} levels"))
         for index, record in records:
             if record is None:
                 continue
@@ -103,16 +207,22 @@ def read_file(name: str, path: Path) -> RawFile:
                                            f"a row must be a JSON object, got {type(record).__name__}",
                                            'write each row as {"column": value, ...}'))
                 continue
+            problem = _row_problem(record)
+            if problem:
+                raw.issues.append(RowIssue(name, str(path), index, *problem))
+                continue
             raw.rows.append((index, record))
         return raw
     if kind == "txt":
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line for line in read_text(name, path).splitlines() if line.strip()]
         raw.rows = [(i, {"text": line}) for i, line in enumerate(lines)]
         return raw
     if kind == "csv":
         import pandas as pd
 
-        frame = pd.read_csv(path, keep_default_na=False)
+        import io
+
+        frame = pd.read_csv(io.StringIO(read_text(name, path)), keep_default_na=False)
         records = frame.to_dict(orient="records")
     elif kind == "parquet":
         import pyarrow.parquet as pq

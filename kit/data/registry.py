@@ -88,8 +88,17 @@ def read_dataset_info(dataset_dir: str | Path) -> dict:
         raise DataError(f"there is no {DATA_CONFIG} in {dataset_dir}", file=str(path),
                         fix="pass dataset_dir= the folder that holds dataset_info.json "
                             "(kit.env.data_dir() for the demo data)")
+    def no_repeats(pairs):
+        seen = {}
+        for key, value in pairs:
+            if key in seen:
+                raise DataError(f"'{key}' is defined twice in one object (JSON would keep only the last one)",
+                                file=str(path), field=key, fix="rename or remove one of the two")
+            seen[key] = value
+        return seen
+
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        info = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=no_repeats)
     except json.JSONDecodeError as err:
         raise DataError(f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}", file=str(path),
                         fix="check for a missing comma or quote, or a trailing comma, near that line") from None
@@ -134,6 +143,11 @@ def parse_entry(name: str, entry: dict, *, registry_file: str = DATA_CONFIG) -> 
     attr.subset, attr.folder = entry.get("subset"), entry.get("folder")
     attr.split = entry.get("split")
     attr.num_samples = entry.get("num_samples")
+    if attr.num_samples is not None and (isinstance(attr.num_samples, bool) or not isinstance(attr.num_samples, int)
+                                         or attr.num_samples < 1):
+        raise DataError(f"num_samples = {attr.num_samples!r} is not allowed: expected a whole number >= 1",
+                        dataset=name, file=registry_file, field="num_samples",
+                        fix="remove num_samples to use every row, or give how many rows to sample")
     attr.explicit_columns = tuple(entry.get("columns", {}) or ())
     for group, keys in (("columns", COLUMN_KEYS), ("tags", TAG_KEYS)):
         if group in entry:

@@ -216,10 +216,16 @@ def prepare_output_dir(config: TrainConfig, overwrite: bool, resume) -> str | No
     busy = out.exists() and any(out.iterdir())
     checkpoint = None
     if resume or config.resume_from_checkpoint:
-        checkpoint = resume if isinstance(resume, str) else config.resume_from_checkpoint or last_checkpoint(out)
+        from kit.train import checkpoints
+
+        explicit = resume if isinstance(resume, str) else config.resume_from_checkpoint
+        checkpoint = explicit or checkpoints.last_complete_checkpoint(out)  # skips half-written ones
         if not checkpoint or not Path(checkpoint).is_dir():
-            raise FileNotFoundError(f"resume: no checkpoint-N folder to resume from in {out} "
+            raise FileNotFoundError(f"resume: no complete checkpoint-N folder to resume from in {out} "
                                     f"(got {checkpoint!r}); run without resume to start fresh")
+        if explicit and (problems := checkpoints.checkpoint_problems(checkpoint)):
+            raise FileNotFoundError(f"resume: {checkpoint} is incomplete ({'; '.join(problems)}); "
+                                    "pass resume=True to use the last complete checkpoint")
         saved = _saved_config(out)
         if saved is not None:
             changed = {k: v for k, v in config.diff(saved).items() if k not in RESUMABLE_CHANGES}
@@ -342,7 +348,9 @@ def ensure_run(config: TrainConfig, **kwargs) -> TrainResult:
             result = TrainResult.load(out)
             result.reused = True
             return result
-        if last_checkpoint(out):
+        from kit.train import checkpoints
+
+        if any(not checkpoints.checkpoint_problems(c) for c in checkpoints.checkpoints(out)):
             return run(config, resume=True, **kwargs)
         overwrite = True  # our own run of these settings, stopped before its first checkpoint
     elif saved is not None and not overwrite:
