@@ -117,6 +117,11 @@ def read_adapter_config(adapter_dir) -> dict:
     path = Path(adapter_dir) / "adapter_config.json"
     if not path.exists():
         raise ExportError(f"{adapter_dir} is not a LoRA adapter folder: {path.name} is missing")
+    from kit.train.checkpoints import adapter_problems
+
+    problems = [p for p in adapter_problems(adapter_dir) if "has no adapter_model" not in p]
+    if problems:  # a cut-short file: name it, instead of a bare JSON / safetensors error later
+        raise ExportError(f"the adapter in {adapter_dir} is damaged: {'; '.join(problems)}")
     return json.loads(path.read_text())
 
 

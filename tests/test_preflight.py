@@ -59,3 +59,25 @@ def test_truncation_is_counted_and_reported_once(tokenizer):
     assert len(reports) == 1  # once per pass, not once per row
     assert f"cut 2 of 3 row(s), {2 * (full - 48)} token(s) lost" in reports[0]
     assert [len(ids) for ids in features["input_ids"]] == [48, len(features["input_ids"][1]), 48]
+
+
+def test_truncated_adapter_files_are_named(tmp_path):
+    import json
+    import struct
+
+    from kit import export
+    from kit.train import checkpoints
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "smollm2-135m-instruct",
+                                                             "peft_type": "LORA"})[:30])  # cut short
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    (adapter / "adapter_model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 7)
+    problems = checkpoints.adapter_problems(adapter)
+    assert any("adapter_config.json is not valid JSON" in p and str(adapter) in p for p in problems)
+    assert any("adapter_model.safetensors" in p and "cut short" in p for p in problems)
+    with pytest.raises(export.ExportError, match=r"damaged: .*adapter_config.json is not valid JSON"):
+        export.merge_and_save(adapter, tmp_path / "out")
+    with pytest.raises(ConfigError, match=r"adapter_name_or_path.*adapter_model.safetensors.*cut short"):
+        checks.check_adapters(config(tmp_path, adapter_name_or_path=str(adapter)))

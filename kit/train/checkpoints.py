@@ -127,3 +127,28 @@ def last_complete_checkpoint(output_dir, set_aside: bool = True) -> str | None:
                       f"probably written when the run was killed; it is kept as {kept.name}, "
                       "and the run resumes from the previous complete checkpoint", UserWarning)
     return None
+
+
+def adapter_problems(folder) -> list[str]:
+    """What is wrong with a LoRA adapter folder ([] = adapter_config.json parses and the weights
+    file is whole). Each line names the file's path."""
+    folder = Path(folder)
+    problems = []
+    config = folder / "adapter_config.json"
+    if not config.exists():
+        return [f"{config} is missing (not a LoRA adapter folder)"]
+    try:
+        if not isinstance(json.loads(config.read_text(encoding="utf-8")), dict):
+            problems.append(f"{config} is not a JSON object")
+    except (OSError, ValueError) as exc:
+        problems.append(f"{config} is not valid JSON, probably cut short ({exc})")
+    weights = folder / "adapter_model.safetensors"
+    if weights.exists():
+        if problem := _safetensors_problem(weights):
+            problems.append(f"{weights}: {problem}")
+    elif (folder / "adapter_model.bin").exists():
+        if problem := _zip_problem(folder / "adapter_model.bin"):
+            problems.append(f"{folder / 'adapter_model.bin'}: {problem}")
+    else:
+        problems.append(f"{folder} has no adapter_model.safetensors")
+    return problems

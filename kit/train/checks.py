@@ -6,6 +6,8 @@ that cannot work fails in seconds with the reason instead of after the model loa
   `<|eot_id|>` is 8 ordinary tokens there, so the model would learn to spell an end marker instead
   of stopping. `force_template=True` trains anyway (the missing markers are then added as new
   tokens, as LLaMA-Factory does). Only the tokenizer is loaded.
+- `adapter_name_or_path` folders hold a whole adapter (a cut-short file is named, not a bare
+  JSON / safetensors error after the model loads).
 - `lora_target` names modules that exist (and are linear layers) and `freeze_trainable_layers` is
   within the model's layer count; read from a weightless copy of the architecture (meta device).
 
@@ -115,4 +117,16 @@ def preflight(config: TrainConfig) -> list[str]:
     accepted because of force_template ([] normally)."""
     problems = check_template_fit(config)
     check_method_targets(config)
+    check_adapters(config)
     return problems
+
+
+def check_adapters(config: TrainConfig) -> None:
+    """Every folder of adapter_name_or_path is a whole LoRA adapter (ConfigError naming the file)."""
+    from pathlib import Path
+
+    from kit.train.checkpoints import adapter_problems
+
+    for folder in [p.strip() for p in (config.adapter_name_or_path or "").split(",") if p.strip()]:
+        if Path(folder).is_dir() and (problems := adapter_problems(folder)):
+            raise ConfigError(f"field 'adapter_name_or_path' = {folder!r}: {'; '.join(problems)}")
