@@ -80,6 +80,11 @@ def largest_fitting(model, method: str, budget_gib: float, vary: str = "batch_si
         raise ValueError(f"budget_gib must be positive; got {budget_gib}")
     limit = int(HEADROOM * budget_gib * GIB)
     upper = upper or (4096 if vary == "batch_size" else 1 << 20)
+    if vary == "seq_len":  # estimate() refuses longer sequences than the model can take (kit.memory.limits)
+        from kit.memory.architectures import facts
+        from kit.memory.limits import longest_seq_len
+
+        upper = min(upper, longest_seq_len(facts(model)))
 
     def fits(n: int) -> bool:
         return estimate(model, method, **{**settings, vary: n}).total <= limit

@@ -319,6 +319,9 @@ def estimate(model, method: str, **settings) -> Breakdown:
     if method == "lora" and s.quantization_bit:
         method = "qlora"
     arch = facts(model)
+    from kit.memory.limits import check_inputs
+
+    check_inputs(arch, s)  # absurd sizes are refused, not summed
     if s.dtype in ("float32", "fp32") and method != "inference":
         raise ValueError("dtype=float32 training is not modelled; use bfloat16 or float16 (mixed precision)")
     return _estimate(arch, method, s)
