@@ -103,10 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2, help="requests per well-behaved client")
     parser.add_argument("--request_timeout", type=float, default=5.0)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "serve_load.json"))
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     args = parser.parse_args(argv)
 
     import torch
     import transformers
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from kit import models, serve
 
@@ -128,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "settings": {"model": args.model, "device": str(model.device), "request_timeout_s": args.request_timeout,
+                     "torch_threads": torch.get_num_threads(), "load_average_1min": __import__("os").getloadavg()[0],
                      "requests_per_client": args.requests, "max_tokens_ceiling": ceiling,
                      "one_request_alone_s": round(alone, 3)},
         "levels": levels,
