@@ -47,10 +47,10 @@ def encode_rows(rows, tokenizer, template, config) -> dict:
         warnings.warn(f"sft: {len(skipped)} row(s) have no answer token left after cutoff_len="
                       f"{config.cutoff_len} and are not trained on: rows {skipped[:20]}"
                       f"{' ...' if len(skipped) > 20 else ''}; raise cutoff_len to keep them", UserWarning)
-    if truncated_rows:  # reported once per encoding pass (train, eval), never silently
-        warnings.warn(f"sft: cutoff_len={config.cutoff_len} cut {truncated_rows} of {len(rows)} row(s), "
-                      f"{tokens_lost} token(s) lost in all (prompt and answer are cut turn by turn, as "
-                      f"LLaMA-Factory does); raise cutoff_len to keep them", UserWarning)
+    if truncated_rows:  # reported once per encoding pass (train, eval), never silently; printed like kit.data's report
+        print(f"[kit.train] sft: cutoff_len={config.cutoff_len} cut {truncated_rows} of {len(rows)} row(s), "
+              f"{tokens_lost} token(s) lost in all (prompt and answer are cut turn by turn, as LLaMA-Factory "
+              "does); raise cutoff_len to keep them")
     if not input_ids:
         raise ValueError(f"sft: no row has an answer token within cutoff_len={config.cutoff_len}")
     return {"input_ids": input_ids, "labels": labels}
