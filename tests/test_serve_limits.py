@@ -109,10 +109,12 @@ def test_abusive_and_disconnecting_clients_do_not_block_others(limited):
     seconds, body = results["abusive"]
     assert body["kit_stopped"] == "timeout" and body["choices"][0]["finish_reason"] == "length"
     assert body["usage"]["completion_tokens"] < 8000  # stopped by the limit, not by 8000 tokens
-    assert seconds < TIMEOUT + 2 * alone + 5
     # the polite request waited at most for the abusive one's limit plus its own time (and the
-    # disconnected stream's last token): slack of one more `alone` and 5 s for a shared machine
-    assert waited < TIMEOUT + 2 * alone + 5, f"a well-behaved request waited {waited:.1f} s (alone: {alone:.1f} s)"
+    # disconnected stream's last token). The slack (two more `alone`, 10 s) is for a loaded 2-core
+    # machine; without the limits the abusive request would run 8000 tokens (many minutes).
+    bound = TIMEOUT + 4 * alone + 10
+    assert seconds < bound + alone, f"the abusive request ran {seconds:.1f} s (alone: {alone:.1f} s)"
+    assert waited < bound, f"a well-behaved request waited {waited:.1f} s (alone: {alone:.1f} s)"
     deadline = time.monotonic() + 10
     while httpx.get(limited.url + "/health").json()["admitted"] and time.monotonic() < deadline:
         time.sleep(0.1)
