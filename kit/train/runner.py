@@ -221,7 +221,7 @@ def prepare_output_dir(config: TrainConfig, overwrite: bool, resume) -> str | No
         explicit = resume if isinstance(resume, str) else config.resume_from_checkpoint
         checkpoint = explicit or checkpoints.last_complete_checkpoint(out)  # skips half-written ones
         if not checkpoint or not Path(checkpoint).is_dir():
-            raise FileNotFoundError(f"resume: no complete checkpoint-N folder to resume from in {out} "
+            raise FileNotFoundError(f"resume: no checkpoint-N folder (complete) to resume from in {out} "
                                     f"(got {checkpoint!r}); run without resume to start fresh")
         if explicit and (problems := checkpoints.checkpoint_problems(checkpoint)):
             raise FileNotFoundError(f"resume: {checkpoint} is incomplete ({'; '.join(problems)}); "
