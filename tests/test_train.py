@@ -167,7 +167,7 @@ def test_from_yaml_reads_llamafactory_examples(tmp_path, name, text, expected):
 
 @pytest.mark.parametrize("changes,field_name,allowed", [
     (dict(lora_rank=0), "lora_rank", "[1, 4096]"),
-    (dict(learning_rate=5.0), "learning_rate", "[1e-12, 1.0]"),
+    (dict(learning_rate=5.0), "learning_rate", "[0.0, 1.0]"),
     (dict(finetuning_type="qlora"), "finetuning_type", "'lora', 'freeze', 'full'"),
     (dict(quantization_bit=3), "quantization_bit", "[None, 8, 4]"),
     (dict(finetuning_type="full", quantization_bit=4), "quantization_bit", "LoRA"),
