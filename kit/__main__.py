@@ -1,6 +1,7 @@
 """Command line: `python -m kit <command>` (also installed as `kit`).
 
     course [--quick] [--out DIR] [--only NN ...]   run the lessons headless (README command 1)
+    course --student DIR                            write the student edition of every notebook
     train CONFIG.yaml [--overwrite] [--resume]      train from a LLaMA-Factory-style YAML
     export ...                                      merge a LoRA adapter and export (see --help)
     serve --model DIR [--port N]                    an OpenAI-style chat API on 127.0.0.1
@@ -28,7 +29,15 @@ def _course(argv: list[str]) -> int:
     parser.add_argument("--out", default="build/course", help="output folder (default build/course)")
     parser.add_argument("--only", nargs="*", help="run only lessons whose file name starts with these (e.g. 00 06)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    parser.add_argument("--student", metavar="DIR",
+                        help="write the student edition of every notebook (solutions and hidden tests removed) into DIR, run nothing")
     args = parser.parse_args(argv)
+    if args.student:
+        from kit import assign
+
+        written = assign.write_student_edition(args.student)
+        print(f"student edition: {len(written)} notebooks -> {args.student}")
+        return 0
     results = course.run_course(quick=True if args.quick else None, out=args.out, only=args.only,
                                 timeout=args.timeout)
     return 0 if all(r.ok for r in results) else 1

@@ -1,15 +1,22 @@
-"""The headless course runner: `python -m kit course [--quick] [--out DIR]`.
+"""The headless course runner: `python -m kit course [--quick] [--out DIR] [--student DIR]`.
 
 Runs every lesson notebook in order, each in a fresh kernel, and writes into the output folder
 (default build/course): the executed notebook, an HTML copy of it, and summary.json with one entry
 per lesson (lesson, seconds, ok, failed cell). A failing lesson does not stop the run; the exit
-status says whether all passed. Not here: the lessons themselves, or any notebook editing.
+status says whether all passed. `run_editions` executes a lesson's student edition and then its
+instructor answers in the same kernel (tests/test_assignments.py). Kernels talk over IPC sockets
+(not TCP) where the platform has them. Not here: the lessons themselves, or any notebook editing
+(the student edition is kit.assign's).
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
+import shutil
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +40,29 @@ def lessons(folder: str | os.PathLike | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
+@contextmanager
+def kernel_config():
+    """nbclient settings for a quiet local kernel: IPC transport (a socket file in a private temp
+    folder) where the OS has Unix sockets, so ipykernel does not warn about unencrypted TCP."""
+    from traitlets.config import Config
+
+    if os.name == "nt":
+        yield Config()
+        return
+    folder = tempfile.mkdtemp(prefix="kit-kernel-")
+    try:
+        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def kernel_env(quick: bool) -> dict:
+    """The kernel's environment: this one, with the mode switch and offline hub settings kept."""
+    environ = dict(os.environ)
+    environ["KIT_QUICK"] = "1" if quick else "0"
+    return environ
+
+
 def _failed_cell(nb) -> tuple[int | None, str | None, str | None]:
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
@@ -52,18 +82,17 @@ def run_lesson(path: Path, out_dir: Path, *, quick: bool, timeout: int = 1800,
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(path, as_version=4)
-    kernel_env = dict(os.environ)
-    kernel_env["KIT_QUICK"] = "1" if quick else "0"
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
-                            resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     error = None
-    try:
-        client.execute(env=kernel_env)
-    except (CellExecutionError, CellTimeoutError) as exc:
-        error = exc
-    except Exception as exc:  # kernel died, missing kernel spec, ...: still report, keep going
-        error = exc
+    with kernel_config() as config:
+        client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, config=config,
+                                resources={"metadata": {"path": str(path.parent)}})
+        try:
+            client.execute(env=kernel_env(quick))
+        except (CellExecutionError, CellTimeoutError) as exc:
+            error = exc
+        except Exception as exc:  # kernel died, missing kernel spec, ...: still report, keep going
+            error = exc
     seconds = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     ipynb_path = out_dir / path.name
@@ -79,6 +108,69 @@ def run_lesson(path: Path, out_dir: Path, *, quick: bool, timeout: int = 1800,
                         error=message if error is not None else None,
                         cell_source=source if error is not None else None,
                         outputs=[str(ipynb_path), str(html_path)])
+
+
+@dataclass
+class EditionsRun:
+    """One lesson executed as the student edition, then its instructor exercises in the same kernel."""
+    lesson: str
+    seconds: float
+    student: object                      # the executed student notebook (nbformat node)
+    instructor_cells: list               # the instructor's cells from the first answer cell on, executed
+    first_answer: int                    # index of the first answer cell (same in both editions)
+
+    def errored(self, cell) -> bool:
+        return any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+
+    def graded_that_passed_for_students(self) -> list[str]:
+        """grade_ids of check cells that did NOT fail in the student edition (each one is a check
+        that cannot fail, or an answer left visible)."""
+        return [c.metadata["nbgrader"]["grade_id"] for c in self.student.cells
+                if c.get("metadata", {}).get("nbgrader", {}).get("grade") and not self.errored(c)]
+
+    def instructor_errors(self) -> list[str]:
+        return [f"cell {self.first_answer + i}: " + "; ".join(
+                    f"{o.get('ename')}: {o.get('evalue')}" for o in c.outputs if o.get("output_type") == "error")
+                for i, c in enumerate(self.instructor_cells) if self.errored(c)]
+
+    def outputs_text(self) -> str:
+        """All text the run showed (streams, plain-text results), error tracebacks left out."""
+        parts = []
+        for cell in [*self.student.cells, *self.instructor_cells]:
+            for o in cell.get("outputs", []):
+                if o.get("output_type") == "stream":
+                    parts.append(o.get("text", ""))
+                elif o.get("output_type") in ("execute_result", "display_data"):
+                    parts.append(str(o.get("data", {}).get("text/plain", "")))
+        return "".join(parts)
+
+
+def run_editions(path: str | os.PathLike, *, quick: bool = True, timeout: int = 1800,
+                 kernel_name: str = "python3") -> EditionsRun:
+    """Execute the student edition of one lesson (errors allowed: its answers raise
+    NotImplementedError), then, in the same kernel, the instructor's answer and check cells.
+    One execution shows both that every graded check fails for students and passes with the answers."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from kit import assign
+
+    path = Path(path)
+    instructor = nbformat.read(path, as_version=4)
+    student = assign.student_edition(instructor)
+    answers = assign.solution_cells(instructor)
+    first = min(answers) if answers else len(instructor.cells)
+    combined = copy.deepcopy(student)
+    combined.cells = [*student.cells, *copy.deepcopy(instructor.cells[first:])]
+    start = time.perf_counter()
+    with kernel_config() as config:
+        client = NotebookClient(combined, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
+                                config=config, resources={"metadata": {"path": str(path.parent)}})
+        client.execute(env=kernel_env(quick))
+    executed_student = copy.deepcopy(student)
+    executed_student.cells = combined.cells[:len(student.cells)]
+    return EditionsRun(lesson=path.stem, seconds=round(time.perf_counter() - start, 1), student=executed_student,
+                       instructor_cells=combined.cells[len(student.cells):], first_answer=first)
 
 
 def run_course(quick: bool | None = None, out: str | os.PathLike = "build/course",

@@ -15,6 +15,6 @@ if ! "$py" -c "import torch" 2>/dev/null; then
     "$py" -m pip install -q --retries 1 "torch==2.13.0" --extra-index-url https://download.pytorch.org/whl/cpu
   fi
 fi
-"$py" -m pip install -q -e ".[test]"
+"$py" -m pip install -q -e ".[test,teach]"
 "$py" -m ipykernel install --sys-prefix --name python3 >/dev/null
 echo "ready: $venv ($("$py" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"
