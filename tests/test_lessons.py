@@ -1,6 +1,9 @@
 """The lesson sequence as a whole: every lesson of the course map exists and follows the conventions
 (install cell first, the mode banner, objectives, checked exercises, outputs stripped).
 Executing the notebooks is nbmake's job (scripts/test.sh passes --nbmake)."""
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -37,3 +40,17 @@ def test_lesson_conventions(name):
     assert not any("sys.path" in c.source for c in code[1:]), "no sys.path hacks outside the install cell"
     for index, cell in enumerate(code):
         assert not cell.outputs and cell.execution_count is None, f"cell {index} has outputs"
+
+
+def test_install_cell_without_kit_stops_with_clear_message(tmp_path):
+    """A fresh process where `kit` cannot be imported (no site-packages, no PYTHONPATH), outside any
+    checkout and without KIT_REPO_URL: the install cell stops and says exactly what to do."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("KIT_REPO_URL", "PYTHONPATH")}
+    run = subprocess.run([sys.executable, "-I", "-S", "-c", INSTALL_CELL], cwd=tmp_path, env=environ,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "The kit is not installed" in run.stderr and "KIT_REPO_URL" in run.stderr
+    assert "notebooks/ folder of a checkout" in run.stderr and "Run on Colab" in run.stderr
+    assert "Traceback" not in run.stderr and not list(tmp_path.iterdir()), "nothing cloned or written"
+    assert "## Run on Colab" in (env.repo_root() / "README.md").read_text()
+    assert "github.com/llm-course-kit" not in INSTALL_CELL, "no placeholder repository URL"
