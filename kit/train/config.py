@@ -442,6 +442,11 @@ class TrainConfig(GeneratingArguments, TrainingArguments, FinetuningArguments, D
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
 
+    def non_defaults(self) -> dict:
+        """{field: value} for the settings that differ from a default TrainConfig(), in field order:
+        what a lesson prints instead of every setting (to_yaml() has them all)."""
+        return {k: new for k, (new, _) in self.diff(type(self)()).items()}
+
 
 # --------------------------------------------------------------------------------- helpers
 

@@ -62,13 +62,13 @@ def plot_preference(log_history: list[dict], title: str = "preference training",
     if curves["accuracy"]:
         right.plot(steps, curves["accuracy"], "o-", color="tab:blue", label="accuracy", markersize=3)
         right.set_ylim(-0.05, 1.05)
+        right.set_ylabel("share of pairs with chosen > rejected")
     if curves["kl"]:
         axis = right.twinx() if curves["accuracy"] else right
         axis.plot(steps, curves["kl"], "s--", color="tab:orange", label="KL to reference (nats)", markersize=3)
         axis.set_ylabel("KL (nats)")
         axis.legend(loc="lower right")
     right.set_xlabel("step")
-    right.set_ylabel("share of pairs with chosen > rejected")
     for axis in (left, right):
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:
