@@ -80,6 +80,30 @@ def work_dir() -> Path:
     return path
 
 
+# Library notices the kit's own calls would otherwise print into every lesson (quiet outputs):
+QUIET_LOGGERS = (
+    # bitsandbytes' CPU backend tries to fetch a hub kernel ("kernels-community/...") on CPUs with
+    # AVX512-BF16 and logs a warning when the optional `kernels` package is absent; its own CPU code runs
+    "bitsandbytes.backends.cpu.ops",
+)
+QUIET_WARNINGS = (
+    # peft reads model.is_gradient_checkpointing, which transformers 5.x deprecates
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
+)
+
+
+def quiet_libraries() -> None:
+    """Silence the known library notices above (idempotent). kit.models.load calls it; nothing else
+    is filtered, so a new warning still shows."""
+    import logging
+    import warnings
+
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for category, message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
 def pick_device(device: str | None = None) -> str:
     """cuda if available, else mps, else cpu; `device` or KIT_DEVICE overrides."""
     import torch

@@ -349,6 +349,7 @@ def load(name_or_path: str = BUILTIN, *, device: str | None = None, dtype=None,
     weights through bitsandbytes (NF4 with double quantization by default), as QLoRA does.
     Extra keyword arguments go to `AutoModelForCausalLM.from_pretrained`.
     """
+    env.quiet_libraries()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = resolve(name_or_path)
