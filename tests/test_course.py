@@ -63,3 +63,15 @@ def test_lessons_are_committed_without_outputs():
 def test_main_help_lists_commands():
     out = subprocess.run([sys.executable, "-m", "kit", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "course" in out.stdout and "serve" in out.stdout
+
+
+def test_runner_kernel_does_not_warn_about_tcp(tmp_path, capfd):
+    """Kernels talk over IPC sockets, so ipykernel prints no 'running over TCP without encryption'."""
+    lessons = tmp_path / "nbs"
+    lessons.mkdir()
+    _notebook(lessons / "00_ok.ipynb", "print('hello')")
+    results = course.run_course(quick=True, out=tmp_path / "out", folder=lessons, timeout=120)
+    captured = capfd.readouterr()
+    assert results[0].ok
+    assert "without encryption" not in captured.err + captured.out
+    assert not any(p.name.startswith("kernel-ipc") for p in tmp_path.iterdir()), "no socket files left behind"
