@@ -1,4 +1,4 @@
-"""Training stages beyond SFT (pt, rm, dpo + pref_loss, kto, ppo) and their diagnostics.
+"""Training stages beyond SFT (pt, rm, dpo + pref_loss, kto, grpo) and their diagnostics.
 
 Fast tests check the pure parts (packing, pair encoding, errors, metric maths, perplexity against the
 model's own loss); slow tests train each stage on the built-in model for a few CPU steps through
@@ -9,7 +9,7 @@ import math
 import pytest
 
 from kit import models, templates
-from kit.train import diagnostics, dpo, ppo, pt
+from kit.train import diagnostics, dpo, grpo, pt
 from kit.train.config import TrainConfig
 
 
@@ -151,31 +151,31 @@ def _windows(tokenizer, texts, size):
 
 
 def test_reward_rules_and_generation_groups(tmp_path):
-    reward = ppo.rule_reward("length")
+    reward = grpo.rule_reward("length")
     assert reward(["p"], ["word " * 30])[0] == 0.0
     assert reward(["p"], ["word"])[0] < -0.9
     with pytest.raises(ValueError, match="rule:nope"):
-        ppo.rule_reward("nope")
-    ppo.register_reward("shout", lambda answer, messages: float(answer.isupper()))
-    assert ppo.rule_reward("shout")(["p", "p"], ["HI", "hi"]) == [1.0, 0.0]
+        grpo.rule_reward("nope")
+    grpo.register_reward("shout", lambda answer, messages: float(answer.isupper()))
+    assert grpo.rule_reward("shout")(["p", "p"], ["HI", "hi"]) == [1.0, 0.0]
 
     from kit.train.context import StageContext
 
     ctx = StageContext(config=TrainConfig(), model=None, tokenizer=None, template=None, train_dataset=None,
                        training_args={"per_device_train_batch_size": 2, "gradient_accumulation_steps": 3})
-    assert ppo.num_generations(ctx) == 6
+    assert grpo.num_generations(ctx) == 6
     ctx.training_args = {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 1}
     with pytest.raises(ValueError, match=">= 2"):
-        ppo.num_generations(ctx)
-    ctx.config = TrainConfig(stage="ppo")
+        grpo.num_generations(ctx)
+    ctx.config = TrainConfig(stage="grpo")
     with pytest.raises(ValueError, match="reward_model"):
-        ppo.reward_function(ctx)
+        grpo.reward_function(ctx)
 
 
-def test_ppo_prompt_is_rendered_by_our_template(tokenizer):
+def test_grpo_prompt_is_rendered_by_our_template(tokenizer):
     template = templates.get(models.BUILTIN_TEMPLATE)
     messages = [{"role": "user", "content": "Who are you?"}]
-    text = ppo.prompt_text(template, tokenizer, messages)
+    text = grpo.prompt_text(template, tokenizer, messages)
     assert tokenizer(text, add_special_tokens=True)["input_ids"] == \
         templates.encode_prompt(template, tokenizer, messages)
 
@@ -258,8 +258,8 @@ def test_kto_trains_and_logs_kl(tmp_path):
 
 
 @pytest.mark.slow
-def test_ppo_runs_grpo_with_a_rule_reward(tmp_path):
-    result = run(make_config("ppo", tmp_path, "identity", reward_model="rule:length", ppo_epochs=1))
+def test_grpo_runs_with_a_rule_reward(tmp_path):
+    result = run(make_config("grpo", tmp_path, "identity", reward_model="rule:length", ppo_epochs=1))
     curves = diagnostics.preference_curves(result.log_history)
     assert curves["reward"] and all(math.isfinite(r) for r in curves["reward"])
     assert curves["kl"]  # GRPO's KL to the reference (pref_beta > 0)

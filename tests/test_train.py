@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from kit.train import ConfigError, TrainConfig
+from kit.train.lf_defaults import default as lf_default
 
 TINY = dict(dataset="alpaca_en_demo", max_samples=8, cutoff_len=64, per_device_train_batch_size=2,
             gradient_accumulation_steps=1, max_steps=3, logging_steps=1, save_steps=100,
@@ -45,10 +46,13 @@ LF_CASES = [
 def test_llamafactory_yaml_keeps_value_under_its_name(key, value):
     config = TrainConfig(**{"dataset": "identity", "output_dir": "saves/run", key: value})
     lf = yaml.safe_load(config.to_llamafactory_yaml())
-    assert lf[key] == value
-    assert config.llamafactory_dict()[key] == value
-    # and it reads back through from_yaml-style keys
-    assert getattr(TrainConfig.from_dict(lf, warn=False), key) == value
+    if value == lf_default(key, config.stage):  # LLaMA-Factory's own default: not written
+        assert key not in lf and key not in config.command_preview()
+    else:
+        assert lf[key] == value
+        assert config.llamafactory_dict()[key] == value
+    # and it reads back as the same value when read as LLaMA-Factory reads it
+    assert getattr(TrainConfig.from_dict(lf, warn=False, defaults="llamafactory"), key) == value
 
 
 def test_llamafactory_yaml_freeze_and_builtin_model():
@@ -152,7 +156,12 @@ def test_from_yaml_reads_llamafactory_examples(tmp_path, name, text, expected):
     message = str(record[0].message)
     assert all(key in message for key in unused)
     lf = yaml.safe_load(config.to_llamafactory_yaml())
-    assert all(lf[key] == yaml.safe_load(text)[key] for key in unused)  # ...and passed on to LLaMA-Factory
+    source = yaml.safe_load(text)
+    for key in unused:  # ...and passed on to LLaMA-Factory, unless it is LLaMA-Factory's own default
+        if source[key] == lf_default(key):
+            assert key not in lf, key
+        else:
+            assert lf[key] == source[key], key
     common = dict(dataset="identity,alpaca_en_demo", template="llama3", cutoff_len=2048, max_samples=1000,
                   output_dir="saves/llama3-8b/" + ("full" if "full" in name else "lora") + "/sft",
                   logging_steps=10, save_steps=500, plot_loss=True, overwrite_output_dir=True,
@@ -173,7 +182,7 @@ def test_from_yaml_reads_llamafactory_examples(tmp_path, name, text, expected):
     (dict(finetuning_type="full", quantization_bit=4), "quantization_bit", "LoRA"),
     (dict(warmup_ratio=1.5), "warmup_ratio", "[0.0, 0.999]"),
     (dict(max_steps=0), "max_steps", "-1"),
-    (dict(stage="grpo"), "stage", "'sft'"),
+    (dict(stage="rlhf"), "stage", "'grpo'"),
     (dict(report_to="neptune"), "report_to", "'tensorboard'"),
     (dict(freeze_trainable_layers=0), "freeze_trainable_layers", "non-zero"),
     (dict(bf16=True, fp16=True), "fp16", "at most one"),

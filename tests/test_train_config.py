@@ -6,6 +6,7 @@ import yaml
 
 from kit.train import ConfigError, TrainConfig, get_stage, register_stage
 from kit.train.config import BUILTIN_HUB_ID, PARTS
+from kit.train.lf_defaults import default as lf_default
 
 LF_LORA_SFT = """\
 ### model
@@ -59,10 +60,11 @@ def test_reads_llamafactory_example_and_reports_unknown_keys(tmp_path):
     assert (config.lora_rank, config.learning_rate, config.warmup_ratio, config.bf16) == (8, 1e-4, 0.1, True)
     assert config.dataset == "identity,alpaca_en_demo" and config.template == "llama3"
     config.validate()
-    # nothing lost: every key of the source file comes back out of to_llamafactory_yaml
+    # nothing lost: every key of the source file that differs from LLaMA-Factory's default comes back
+    # out of to_llamafactory_yaml, and nothing else does
     source = yaml.safe_load(LF_LORA_SFT)
-    out = yaml.safe_load(config.to_llamafactory_yaml())
-    assert {k: out[k] for k in source} == source
+    out = yaml.safe_load(TrainConfig.from_yaml(path, defaults="llamafactory").to_llamafactory_yaml())
+    assert out == {k: v for k, v in source.items() if v != lf_default(k)}
 
 
 def test_galore_example_with_old_key_names():
@@ -109,11 +111,20 @@ def test_llamafactory_yaml_keeps_every_value(values, expected):
     config = TrainConfig.from_dict({"output_dir": "saves/x", "dataset": "identity", **values})
     out = yaml.safe_load(config.to_llamafactory_yaml())
     for key, value in expected.items():
-        assert out[key] == value, key
-    # and every other setting is there too, under its own name, unless it is None (LF's default)
+        if value == lf_default(key, config.stage):
+            assert key not in out, key  # LLaMA-Factory's own default is not written
+        else:
+            assert out[key] == value, key
+    # and every other setting is there exactly when it differs from LLaMA-Factory's default
     kit_only = {k for k, f in TrainConfig.field_map().items() if f.metadata.get("kit_only")}
     for key, value in config.to_dict().items():
-        if value is not None and key != "model_name_or_path" and key not in kit_only:
+        if key == "model_name_or_path" or key in kit_only:
+            continue
+        if key == "quantization_method" and config.quantization_bit:
+            assert out[key] == "bnb"  # written with quantization_bit, in LLaMA-Factory's spelling
+        elif value == lf_default(key, config.stage) or (key, value) == ("quantization_method", "bitsandbytes"):
+            assert key not in out, key
+        else:
             assert out[key] == value, key
     assert set(out) <= set(TrainConfig.field_map()) - kit_only  # force_template is the kit's own
 
@@ -129,6 +140,7 @@ def test_yaml_round_trip_and_command_preview(tmp_path):
     preview = config.command_preview()
     assert preview.startswith("llamafactory-cli train")
     assert "--lora_rank 4" in preview and "--dataset identity" in preview and "--ddp_timeout 1" in preview
+    assert "--learning_rate" not in preview  # 5e-5 is LLaMA-Factory's default too
     assert config.command_preview("c.yaml") == "llamafactory-cli train c.yaml"
 
 

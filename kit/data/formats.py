@@ -22,7 +22,7 @@ from pathlib import Path
 from kit.data.registry import DatasetAttr
 from kit.data.validate import DataError, RowIssue
 
-STAGES = ("pt", "sft", "rm", "dpo", "kto", "ppo")
+STAGES = ("pt", "sft", "rm", "dpo", "kto", "ppo", "grpo")  # grpo: the ppo row shape (prompt only)
 RANKING_STAGES = ("rm", "dpo")
 MEDIA = {"images": "<image>", "videos": "<video>", "audios": "<audio>"}
 USER_SIDE, ASSISTANT_SIDE = ("user", "observation"), ("assistant", "function")
@@ -148,7 +148,7 @@ def _convert(attr, record, stage, dataset_dir, file_dir) -> dict:
             raise _RowError(attr.chosen, "chosen and rejected are the same text, so there is nothing to prefer",
                             "make 'rejected' a worse answer than 'chosen'")
         messages = prompt
-    elif stage == "ppo":
+    elif stage in ("ppo", "grpo"):
         messages = prompt
     else:  # pt
         text = prompt[0]["content"] if prompt else ""

@@ -81,7 +81,7 @@ def load_dataset(name_or_names, dataset_dir=None, stage: str = "sft", split: str
 
     name_or_names  a registry name, a comma-separated string or a list (mixed in the given order)
     dataset_dir    the folder with dataset_info.json (default kit.env.data_dir())
-    stage          LLaMA-Factory's stage: pt, sft, rm, dpo, kto, ppo (decides the row shape)
+    stage          LLaMA-Factory's stage: pt, sft, rm, dpo, kto, ppo (decides the row shape; grpo = ppo)
     split          the split read from hub datasets whose entry names none (local files are one split)
     strict         raise DataError on the first invalid row instead of reporting it
     num_samples    sample this many rows per dataset (overrides the entry's num_samples)

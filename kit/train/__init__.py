@@ -8,7 +8,7 @@
 
 Modules: config (TrainConfig), context (the stage plug-in seam), methods (full/freeze/LoRA),
 runner (run, ensure_run, TrainResult), monitor (logs, plots, abort), sft (the SFT stage),
-recipes (ready-made lesson configs), cli (`python -m kit train`). Stages pt/rm/dpo/kto/ppo live in
+recipes (ready-made lesson configs), cli (`python -m kit train`). Stages pt/rm/dpo/kto/grpo live in
 their own modules and load on first use.
 """
 from kit.train.config import ConfigError, TrainConfig
@@ -24,7 +24,7 @@ def __getattr__(name):  # heavy parts (transformers, torch) load on first use
 
         return getattr(runner, name)
     if name in ("recipes", "monitor", "methods", "runner", "cli", "sft", "diagnostics", "pt", "rm", "dpo",
-                "kto", "ppo"):
+                "kto", "grpo"):
         import importlib
 
         return importlib.import_module(f"kit.train.{name}")

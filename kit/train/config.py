@@ -18,6 +18,7 @@ and inference-backend settings; they land in `extra` with a warning instead of b
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import typing
 import warnings
 from dataclasses import dataclass, field
@@ -26,7 +27,10 @@ from typing import Any
 
 import yaml
 
-STAGES = ("sft", "pt", "rm", "dpo", "kto", "ppo")
+STAGES = ("sft", "pt", "rm", "dpo", "kto", "grpo")  # LLaMA-Factory's names; grpo is the kit's online RL
+PPO_REFUSED = ("stage 'ppo' is LLaMA-Factory's PPO (a value model next to the policy), which this kit does not "
+               "have; its online RL stage is 'grpo' (GRPO: several answers per prompt, no value model). "
+               "Set stage: grpo to run that, knowing it is a different algorithm")
 BUILTIN_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what LLaMA-Factory needs for our built-in model
 
 # LLaMA-Factory / transformers keys renamed over the years -> today's name
@@ -55,8 +59,8 @@ class ModelArguments:
                                  "Trust remote code", "信任远程代码")
     quantization_bit: int | None = _f(None, "Load the base model in 4 or 8 bits with bitsandbytes (QLoRA); "
                                       "LoRA only.", "Quantization bit", "量化等级", choices=[None, 8, 4])
-    quantization_method: str = _f("bitsandbytes", "Quantization library (this kit supports bitsandbytes; "
-                                  "newer LLaMA-Factory versions spell it bnb).",
+    quantization_method: str = _f("bnb", "Quantization library: bnb (bitsandbytes; the old spelling "
+                                  "'bitsandbytes' is read too and exported as bnb).",
                                   "Quantization method", "量化方法", choices=["bitsandbytes", "bnb"])
     quantization_type: str = _f("nf4", "4-bit data type: nf4 (QLoRA's NormalFloat) or fp4.",
                                 "Quantization type", "量化数据类型", choices=["nf4", "fp4"])
@@ -115,7 +119,8 @@ class DataArguments:
 
 @dataclass
 class FinetuningArguments:
-    stage: str = _f("sft", "Training stage: pt, sft, rm, ppo, dpo or kto.", "Stage", "训练阶段",
+    stage: str = _f("sft", "Training stage: pt, sft, rm, dpo, kto or grpo (the kit's online RL; "
+                    "LLaMA-Factory's ppo is refused).", "Stage", "训练阶段",
                     choices=list(STAGES))
     finetuning_type: str = _f("lora", "full: every weight; freeze: the last layers only; lora: small "
                               "low-rank adapters.", "Finetuning method", "微调方法",
@@ -274,6 +279,10 @@ class TrainConfig(GeneratingArguments, TrainingArguments, FinetuningArguments, D
 
     extra: dict = field(default_factory=dict, metadata={"internal": True, "help": "keys the kit does not use"})
 
+    def __post_init__(self):
+        if self.stage == "ppo":  # never run GRPO under PPO's name
+            raise ConfigError(f"field 'stage' = 'ppo': {PPO_REFUSED}")
+
     # ----------------------------------------------------------------------------- reading
     @classmethod
     def setting_fields(cls) -> list[dataclasses.Field]:
@@ -288,17 +297,26 @@ class TrainConfig(GeneratingArguments, TrainingArguments, FinetuningArguments, D
         return list(self.extra)
 
     @classmethod
-    def from_dict(cls, values: dict, *, source: str = "dict", warn: bool = True) -> "TrainConfig":
+    def from_dict(cls, values: dict, *, source: str = "dict", warn: bool = True,
+                  defaults: str = "kit") -> "TrainConfig":
         """Build a config from LLaMA-Factory-style keys; values are converted to the field types.
         A key that is neither a kit setting nor a LLaMA-Factory argument is a ConfigError naming the
         nearest known name (`learning_rat` -> `learning_rate`). LLaMA-Factory keys the kit does not
         implement go to `extra` (with one warning naming them), never silently dropped; so do the
-        keys of an explicit `extra:` mapping (deliberate pass-through, e.g. a saved config)."""
+        keys of an explicit `extra:` mapping (deliberate pass-through, e.g. a saved config).
+        defaults="llamafactory": a key the file leaves out takes LLaMA-Factory's default (where the kit
+        can hold it) instead of the kit's, so the config is the job LLaMA-Factory would run."""
         from kit.train import lf_keys
 
+        if defaults not in ("kit", "llamafactory"):
+            raise ConfigError(f"defaults = {defaults!r}: expected 'kit' or 'llamafactory'")
+        if values.get("stage") == "ppo":
+            raise ConfigError(f"{source}: field 'stage' = 'ppo': {PPO_REFUSED}")
         known, extra = {}, {}
         hints = typing.get_type_hints(cls)
         fields = cls.field_map()
+        if defaults == "llamafactory":
+            known.update(_llamafactory_starting_values(fields, hints, values.get("stage", "sft")))
         for key, value in dict(values).items():
             name = ALIASES.get(key, key)
             if name in fields:
@@ -316,8 +334,9 @@ class TrainConfig(GeneratingArguments, TrainingArguments, FinetuningArguments, D
         return config
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "TrainConfig":
-        """Read a LLaMA-Factory training YAML (or one written by `to_yaml`)."""
+    def from_yaml(cls, path: str | Path, defaults: str = "kit") -> "TrainConfig":
+        """Read a LLaMA-Factory training YAML (or one written by `to_yaml`). defaults="llamafactory"
+        fills the keys it leaves out with LLaMA-Factory's defaults (see from_dict)."""
         path = Path(path)
         try:
             values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -325,7 +344,7 @@ class TrainConfig(GeneratingArguments, TrainingArguments, FinetuningArguments, D
             raise ConfigError(f"{path}: not valid YAML: {err}") from err
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of argument: value, got {type(values).__name__}")
-        return cls.from_dict(values, source=str(path))
+        return cls.from_dict(values, source=str(path), defaults=defaults)
 
     # ----------------------------------------------------------------------------- writing
     def to_dict(self) -> dict:
@@ -350,55 +369,85 @@ class TrainConfig(GeneratingArguments, TrainingArguments, FinetuningArguments, D
         return text
 
     def llamafactory_dict(self) -> dict:
-        """The same run as LLaMA-Factory arguments: every non-None setting under its own name, the
-        built-in model's alias replaced by its hub id, and the unused keys passed through."""
+        """The same run as LLaMA-Factory arguments: exactly the keys whose value differs from
+        LLaMA-Factory's own default (kit.train.lf_defaults), in its spelling, nothing else.
+
+        Translated: the built-in model's alias -> its hub id, quantization_method "bitsandbytes" ->
+        "bnb", pt's packing (the kit always packs pt, as LLaMA-Factory does by default) and pt's
+        template (the kit's pt uses none). Refused (ConfigError): stage grpo (LLaMA-Factory has no
+        GRPO; its ppo is PPO with a value head) and any setting LLaMA-Factory does not know."""
+        from kit.train import lf_defaults
+
+        if self.stage == "grpo":
+            raise ConfigError(
+                "stage 'grpo' cannot be exported to LLaMA-Factory: it has no GRPO stage, and its "
+                "'ppo' trains PPO with a value model, a different job (kit.train.grpo runs GRPO)")
+        values = dict(self.to_dict())
+        values.update(self.extra)
+        if str(values.get("model_name_or_path", "")).lower() in _builtin_aliases():
+            values["model_name_or_path"] = BUILTIN_HUB_ID
+        if values.get("quantization_method") == "bitsandbytes":
+            values["quantization_method"] = "bnb"  # LLaMA-Factory >= 0.9.3 reads only "bnb"
+        if values.get("enable_liger_kernel") == "auto":
+            values["enable_liger_kernel"] = True  # LLaMA-Factory's field is a bool; 'auto' is the kit's fallback
+        if self.stage == "pt":
+            values["packing"] = True  # kit.train.pt always packs; LLaMA-Factory's pt default too
+            values.pop("template", None)  # pre-training text goes through no chat template
+        kit_defaults = TrainConfig().to_dict()
         out = {}
-        for key, value in self.to_dict().items():
-            if value is None:
-                continue  # None is LLaMA-Factory's default for every optional field here
-            if self.field_map()[key].metadata.get("kit_only"):
-                continue  # the kit's own setting (e.g. force_template): LLaMA-Factory has no such argument
-            if key == "model_name_or_path" and str(value).lower() in _builtin_aliases():
-                value = BUILTIN_HUB_ID
-            if key == "enable_liger_kernel" and value == "auto":
-                value = True  # LLaMA-Factory's field is a bool; 'auto' is the kit's own fallback
-            out[key] = value
-        out.update(self.extra)
+        fields = self.field_map()
+        for key, value in values.items():
+            if key in fields and fields[key].metadata.get("kit_only"):
+                continue  # the kit's own setting (e.g. force_template): no LLaMA-Factory argument, same job
+            if key in lf_defaults.LF_DEFAULTS:
+                if not _same_value(value, lf_defaults.default(key, self.stage)):
+                    out[key] = value
+            elif key in kit_defaults and _same_value(value, kit_defaults[key]):
+                continue  # a kit-only setting left at its default changes nothing
+            else:
+                near = difflib.get_close_matches(key, list(lf_defaults.LF_DEFAULTS), n=1)
+                hint = f" (nearest LLaMA-Factory argument: {near[0]!r})" if near else ""
+                raise ConfigError(f"field '{key}' = {value!r} has no LLaMA-Factory {lf_defaults.LF_VERSION} "
+                                  f"argument{hint}: this run cannot be exported as it is")
+        if out.get("quantization_bit") is not None:  # the one key written at its default: says how
+            out.setdefault("quantization_method", values["quantization_method"])  # QLoRA loads (bnb)
         return out
 
     def to_llamafactory_yaml(self, path: str | Path | None = None) -> str:
-        """A YAML `llamafactory-cli train` accepts, grouped like LLaMA-Factory's examples."""
+        """A YAML `llamafactory-cli train` accepts: the keys that differ from LLaMA-Factory's
+        defaults (see llamafactory_dict), grouped like LLaMA-Factory's examples."""
         values = self.llamafactory_dict()
-        lines = []
+        lines, done = [], set()
         for part_name, part in PARTS.items():
             names = [f.name for f in dataclasses.fields(part) if f.name in values]
             if names:
                 lines.append(f"### {part_name}")
                 lines.append(yaml.safe_dump({n: values[n] for n in names}, sort_keys=False,
                                             allow_unicode=True).rstrip())
-        if self.extra:
+                done.update(names)
+        rest = {k: v for k, v in values.items() if k not in done}
+        if rest:
             lines.append("### other")
-            lines.append(yaml.safe_dump(dict(self.extra), sort_keys=False, allow_unicode=True).rstrip())
+            lines.append(yaml.safe_dump(rest, sort_keys=False, allow_unicode=True).rstrip())
         text = "\n".join(lines) + "\n"
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(text, encoding="utf-8")
         return text
 
-    def command_preview(self, yaml_path: str | None = None, only_changed: bool = True) -> str:
+    def command_preview(self, yaml_path: str | None = None) -> str:
         """The llamafactory-cli command for this run: `llamafactory-cli train FILE.yaml` when a YAML
         path is given, else the long form with one `--key value` per line (as LLaMA-Factory's web UI
-        previews it). `only_changed` leaves out values equal to the kit's defaults, except the core ones."""
+        previews it), holding exactly the keys of `llamafactory_dict()`. A run LLaMA-Factory cannot
+        do (stage grpo) gives a one-line comment saying why."""
         if yaml_path:
             return f"llamafactory-cli train {yaml_path}"
-        defaults = TrainConfig().llamafactory_dict()
-        core = {"stage", "do_train", "model_name_or_path", "finetuning_type", "template", "dataset",
-                "output_dir"}
+        try:
+            values = self.llamafactory_dict()
+        except ConfigError as err:
+            return f"# not a LLaMA-Factory run: {err}"
         lines = ["llamafactory-cli train"]
-        for key, value in self.llamafactory_dict().items():
-            if only_changed and key not in core and defaults.get(key, object()) == value:
-                continue
-            lines.append(f"    --{key} {_cli_value(value)}")
+        lines += [f"    --{key} {_cli_value(value)}" for key, value in values.items()]
         return " \\\n".join(lines)
 
     # ----------------------------------------------------------------------------- checking
@@ -513,6 +562,36 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
     except (TypeError, ValueError):
         raise ConfigError(f"{source}: field '{name}' = {value!r} is not a valid {base.__name__}") from None
     return value
+
+
+def _llamafactory_starting_values(fields: dict, hints: dict, stage: str) -> dict:
+    """LLaMA-Factory's default of every kit field that can hold it (a None for a field that needs a
+    value, or a value outside the field's choices, keeps the kit's default)."""
+    from kit.train import lf_defaults
+
+    out = {}
+    for name, f in fields.items():
+        if name not in lf_defaults.LF_DEFAULTS or name in ("template", "packing"):
+            continue  # template: the kit needs one; packing: decided per stage at export
+        value = lf_defaults.default(name, stage)
+        if value is None and type(None) not in typing.get_args(hints[name]):
+            continue
+        if "choices" in f.metadata and value not in f.metadata["choices"]:
+            continue
+        try:
+            out[name] = _coerce(name, value, hints[name], "LLaMA-Factory defaults")
+        except ConfigError:
+            continue
+    return out
+
+
+def _same_value(value: Any, default: Any) -> bool:
+    """True when a value equals LLaMA-Factory's default as LLaMA-Factory would read it (1 == 1.0)."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return value is default or (isinstance(value, bool) and isinstance(default, bool) and value == default)
+    if isinstance(value, (int, float)) and isinstance(default, (int, float)):
+        return float(value) == float(default)
+    return value == default
 
 
 def _cli_value(value: Any) -> str:

@@ -1,6 +1,6 @@
 """The stage plug-in seam: what `kit.train.run` hands to a stage, and the stage registry.
 
-Every training stage (LLaMA-Factory's names: sft, pt, rm, dpo, kto, ppo) lives in its own module
+Every training stage (LLaMA-Factory's names: sft, pt, rm, dpo, kto; plus grpo) lives in its own module
 `kit.train.<stage>` and provides one function
 
     build_trainer(ctx: StageContext) -> transformers.Trainer
@@ -22,7 +22,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-STAGES = ("sft", "pt", "rm", "dpo", "kto", "ppo")  # LLaMA-Factory's stage names
+STAGES = ("sft", "pt", "rm", "dpo", "kto", "grpo")  # LLaMA-Factory's names; grpo is the kit's own
 
 _REGISTRY: dict[str, Callable[["StageContext"], Any]] = {}
 
@@ -49,7 +49,7 @@ class StageContext:
                     eval_strategy, save_strategy, seed, report_to, bf16, fp16,
                     gradient_checkpointing, neftune_noise_alpha, optim (+ optim_args for GaLore),
                     remove_unused_columns=False, use_cpu, ... Add stage-specific keys on a copy.
-    ref_model       a frozen reference model for dpo/kto/ppo when the config asks for one
+    ref_model       a frozen reference model for dpo/kto/grpo when the config asks for one
                     (None means "the trainer makes its own" or "adapter disabled" for LoRA).
     peft_config     the peft LoraConfig already applied to `model` (None unless lora); for
                     information, do not apply it twice.

@@ -290,7 +290,8 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
     out.mkdir(parents=True, exist_ok=True)
     marker.write_marker(out, "run")
     config.to_yaml(out / CONFIG_FILE)
-    config.to_llamafactory_yaml(out / LF_CONFIG_FILE)
+    if config.stage != "grpo":  # LLaMA-Factory has no GRPO: no LLaMA-Factory YAML for that run
+        config.to_llamafactory_yaml(out / LF_CONFIG_FILE)
     (out / RESULT_FILE).unlink(missing_ok=True)
 
     stopper = monitor.AbortCallback(abort)

@@ -257,8 +257,12 @@ class TrainPanel(widgets.VBox):
         except ConfigError as err:
             self._error(err)
             return ""
+        try:
+            lf_yaml = config.to_llamafactory_yaml()
+        except ConfigError as err:  # a run LLaMA-Factory cannot do (stage grpo): say why
+            lf_yaml = f"# {err}\n"
         self.preview_area.value = (config.command_preview() + "\n\n# --- as a YAML file "
-                                   "(llamafactory-cli train FILE.yaml) ---\n" + config.to_llamafactory_yaml())
+                                   "(llamafactory-cli train FILE.yaml) ---\n" + lf_yaml)
         return self.preview_area.value
 
     def _path(self) -> Path:

@@ -1,4 +1,7 @@
-"""Stage `ppo`: online reinforcement learning from a reward (RLHF's second half), run with GRPO.
+"""Stage `grpo`: online reinforcement learning from a reward (RLHF's second half), run with GRPO.
+
+Named for what it runs. LLaMA-Factory's `stage: ppo` is classic PPO with a value head, which this kit
+does not have: a config with `stage: ppo` is refused (kit.train.config), never run as GRPO.
 
 PPO (Schulman et al. 2017, arXiv:1707.06347; used for RLHF by Ouyang et al. 2022) trains four models
 at once: the policy, a frozen reference, a reward model and a *value model* (critic) that predicts
@@ -61,7 +64,7 @@ def rule_reward(name: str):
     """A TRL reward function from a registered rule."""
     if name not in REWARD_RULES:
         raise ValueError(f"field 'reward_model' = 'rule:{name}' names no rule; known rules: "
-                         f"{', '.join(sorted(REWARD_RULES))} (kit.train.ppo.register_reward adds one)")
+                         f"{', '.join(sorted(REWARD_RULES))} (kit.train.grpo.register_reward adds one)")
     rule = REWARD_RULES[name]
 
     def reward(prompts, completions, messages=None, **_):
@@ -93,7 +96,7 @@ def reward_function(ctx: StageContext):
     config = ctx.config
     source = getattr(config, "reward_model", None)
     if not source:
-        raise ValueError("field 'reward_model' = None is not allowed for stage ppo: give the output_dir of a "
+        raise ValueError("field 'reward_model' = None is not allowed for stage grpo: give the output_dir of a "
                          "stage='rm' run, or a rule such as 'rule:length' (rules: "
                          f"{', '.join(sorted(REWARD_RULES))})")
     if source.startswith("rule:"):
@@ -124,7 +127,7 @@ def prompt_text(template, tokenizer, messages, system=None, tools=None) -> str:
     return text
 
 
-def ppo_features(rows, ctx: StageContext):
+def grpo_features(rows, ctx: StageContext):
     """Prompt rows -> prompt (rendered text), messages and system (passed on to the reward)."""
     from datasets import Dataset
 
@@ -134,9 +137,9 @@ def ppo_features(rows, ctx: StageContext):
     for index, row in enumerate(rows):
         messages = row.get("messages") or []
         if not messages or messages[-1].get("role") not in PROMPT_ROLES:
-            raise ValueError(f"stage 'ppo': row {index} does not end with a user turn (last role: "
+            raise ValueError(f"stage 'grpo': row {index} does not end with a user turn (last role: "
                              f"{messages[-1].get('role') if messages else None!r}); load prompts with "
-                             f"kit.data.load_dataset(..., stage='ppo')")
+                             f"kit.data.load_dataset(..., stage='grpo')")
         cols["prompt"].append(prompt_text(ctx.template, ctx.tokenizer, messages, row.get("system") or None,
                                           row.get("tools") or None))
         cols["messages"].append([{"role": m["role"], "content": m["content"]} for m in messages])
@@ -157,7 +160,7 @@ def num_generations(ctx: StageContext) -> int:
     for n in range(min(8, batch), 1, -1):
         if batch % n == 0:
             return n
-    raise ValueError(f"stage ppo needs per_device_train_batch_size x gradient_accumulation_steps >= 2 (got {batch}): "
+    raise ValueError(f"stage grpo needs per_device_train_batch_size x gradient_accumulation_steps >= 2 (got {batch}): "
                      "GRPO compares several answers to the same prompt")
 
 
@@ -166,7 +169,7 @@ def build_trainer(ctx: StageContext):
 
     config = ctx.config
     if not getattr(config, "do_sample", True):
-        raise ValueError("field 'do_sample' = False is not allowed for stage ppo: GRPO needs different "
+        raise ValueError("field 'do_sample' = False is not allowed for stage grpo: GRPO needs different "
                          "sampled answers to the same prompt to compare")
     for name, default in (("ppo_buffer_size", 1), ("ppo_whiten_rewards", False)):
         if getattr(config, name, default) != default:
@@ -176,10 +179,10 @@ def build_trainer(ctx: StageContext):
         temperature=config.temperature, top_p=config.top_p, top_k=config.top_k, beta=config.pref_beta,
         num_iterations=config.ppo_epochs, scale_rewards="group" if config.ppo_score_norm else "none",
         remove_unused_columns=False, gradient_checkpointing=False, log_completions=False)
-    train = ppo_features(ctx.train_dataset, ctx)
-    evaluation = ppo_features(ctx.eval_dataset, ctx) if ctx.eval_dataset is not None else None
+    train = grpo_features(ctx.train_dataset, ctx)
+    evaluation = grpo_features(ctx.eval_dataset, ctx) if ctx.eval_dataset is not None else None
     return GRPOTrainer(model=ctx.model, reward_funcs=[reward_function(ctx)], args=args, train_dataset=train,
                        eval_dataset=evaluation, processing_class=ctx.tokenizer, callbacks=ctx.callbacks)
 
 
-register_stage("ppo", build_trainer)
+register_stage("grpo", build_trainer)
