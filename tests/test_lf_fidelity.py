@@ -109,3 +109,65 @@ def test_llamafactory_defaults_reading_changes_only_unset_keys():
     assert kit.template == lf.template  # LLaMA-Factory has no default template; the kit keeps its own
     with pytest.raises(ConfigError, match="defaults"):
         TrainConfig.from_dict({}, defaults="lf")
+
+
+# ----------------------------------------------------------------------------- templates
+
+TEMPLATES = json.loads((FIXTURES / "lf_templates.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def base_tokenizer():
+    from transformers import AutoTokenizer
+
+    from kit import models
+
+    return AutoTokenizer.from_pretrained(str(models.builtin_dir()))
+
+
+def kit_encoding(name, base_tokenizer, case):
+    """The kit's encoding of one fixture case: (input_ids, labels) or prompt ids."""
+    import copy
+
+    from kit import templates
+
+    options = case["options"]
+    template = templates.get(name, enable_thinking=options.get("enable_thinking", True))
+    tokenizer = copy.deepcopy(base_tokenizer)
+    templates.fix_tokenizer(template, tokenizer)
+    if options.get("generate"):
+        return {"prompt_ids": templates.encode_prompt(template, tokenizer, case["messages"], case["system"],
+                                                      case["tools"])}
+    ids, labels = templates.encode(template, tokenizer, case["messages"], case["system"], case["tools"],
+                                   cutoff_len=1024, mask_history=options.get("mask_history", False))
+    return {"input_ids": ids, "labels": labels}
+
+
+def test_registry_has_60_families_and_shares_the_fixtures():
+    from kit import templates
+
+    assert len(templates.names()) >= 60
+    assert set(TEMPLATES["templates"]) <= set(templates.names())
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES["templates"]))
+def test_shared_template_encodes_like_llamafactory(name, base_tokenizer):
+    from kit.templates import families
+
+    expected_cases = TEMPLATES["templates"][name]["cases"]
+    for case_name, expected in expected_cases.items():
+        case = TEMPLATES["cases"][case_name]
+        difference = families.LF_DIFFERENCES.get((name, case_name))
+        if "error" in expected:  # LLaMA-Factory itself cannot encode it: the kit must refuse too
+            with pytest.raises(ValueError):
+                kit_encoding(name, base_tokenizer, case)
+            continue
+        try:
+            got = kit_encoding(name, base_tokenizer, case)
+        except ValueError as err:
+            assert difference, f"{name}/{case_name}: kit raised {err}"
+            continue
+        if difference:  # a documented, deliberate difference must still be one
+            assert got != expected, f"{name}/{case_name}: listed in LF_DIFFERENCES but now identical"
+        else:
+            assert got == expected, f"{name}/{case_name}"

@@ -91,7 +91,7 @@ def encode_tokens(template, tokenizer, messages, system=None, tools=None, cutoff
     if not msgs or msgs[-1].get("role") not in RESPONSE_ROLES:
         raise ValueError("encode: messages must end with an assistant/function answer "
                          f"(last role: {msgs[-1].get('role') if msgs else None!r}); use encode_prompt for a prompt")
-    turns = _turns(template, tokenizer, template.segments(msgs, system, tools))
+    turns = _turns(template, tokenizer, template.segments(msgs, system, tools, drop_history_thoughts=mask_history))
     eos = _eos_id(template, tokenizer) if template.efficient_eos else None
     order = list(range(len(turns)))[::-1] if mask_history else list(range(len(turns)))
     budget = cutoff_len - (1 if eos is not None else 0)
@@ -105,16 +105,18 @@ def encode_tokens(template, tokenizer, messages, system=None, tools=None, cutoff
         kept[idx] = (src[:n_src], src_roles[:n_src], tgt[:n_tgt], tgt_roles[:n_tgt])
     out = Encoding()
     last = len(turns) - 1
-    previous_trained = False
     for idx in sorted(kept):
         src, src_roles, tgt, tgt_roles = kept[idx]
         answer_trained = not (mask_history and idx != last)
         src_labels = list(src) if train_on_prompt else [IGNORE_INDEX] * len(src)
-        if eos is not None and out.input_ids and previous_trained and src_labels:
-            src_labels[0] = eos  # efficient_eos: the end of the previous answer is learned here
+        if eos is not None and idx != order[0] and src_labels:
+            # efficient_eos: the end of the previous answer is learned at the start of the next prompt.
+            # LLaMA-Factory's rule, kept token for token: every turn but the first one *fitted* gets it
+            # (under mask_history the last turn is fitted first, so turn 0's first label is EOS too:
+            # that label is never used, as the loss shifts labels by one).
+            src_labels[0] = eos
         tgt_labels = list(tgt) if answer_trained else [IGNORE_INDEX] * len(tgt)
         out.extend(src + tgt, src_labels + tgt_labels, src_roles + tgt_roles)
-        previous_trained = answer_trained and len(tgt) > 0
     if eos is not None:
         out.extend([eos], [eos], ["eos"])
     return out
@@ -167,7 +169,8 @@ def encode_pair(template, tokenizer, messages, chosen, rejected, system=None, to
         raise ValueError("encode_pair: messages (the prompt) must end with a user/observation turn")
     sides = []
     for answer, what in ((chosen, "chosen"), (rejected, "rejected")):
-        turns = _turns(template, tokenizer, template.segments(msgs + [_as_message(answer, what)], system, tools))
+        turns = _turns(template, tokenizer, template.segments(msgs + [_as_message(answer, what)], system, tools,
+                                                              drop_history_thoughts=True))
         prompt = [i for t in turns[:-1] for i in t[0] + t[2]] + turns[-1][0]
         sides.append((prompt, turns[-1][2]))
     (prompt_ids, chosen_ids), (_, rejected_ids) = sides

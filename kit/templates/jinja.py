@@ -66,6 +66,10 @@ def to_jinja(template, tokenizer=None) -> str:
     else:
         j.append("{%- if tools -%}{{- raise_exception(" + literal(
             f"kit template {t.name!r}: tools in Jinja are supported for the qwen tool format only") + ") -}}{%- endif -%}")
+    if t.reasoning:  # a generation prompt's answers are history: no thoughts (unless preserve_thinking)
+        j.append("{%- set drop = " + ("false" if t.preserve_thinking else
+                 "(add_generation_prompt is defined and add_generation_prompt and loop_messages and "
+                 "loop_messages[-1]['role'] in ['user', 'observation', 'tool'])") + " -%}")
     j.append(_fixed(t, t.format_prefix.slots, tokenizer))
     system_expr = _expr(t, t.format_system, "(ns.system + ns.tools)", tokenizer)
     if t.fuse_system:
@@ -80,10 +84,10 @@ def to_jinja(template, tokenizer=None) -> str:
              + _expr(t, t.format_observation, "content", tokenizer) + " -}}")
     j.append("{%- elif message['role'] == 'assistant' -%}")
     if t.reasoning:
-        j.append("{%- if not thinking and " + literal(close_tag) + " in content -%}{%- set content = content.split("
-                 + literal(close_tag) + ")[-1].lstrip('\\n') -%}{%- endif -%}")
-        j.append("{%- if " + literal(open_tag) + " not in content and " + literal(close_tag) + " not in content -%}{{- "
-                 + literal(t.empty_thought) + " -}}{%- endif -%}")
+        j.append("{%- if (drop or not thinking) and " + literal(close_tag) + " in content -%}{%- set content = "
+                 "content.split(" + literal(close_tag) + ")[-1].lstrip('\\n') -%}{%- endif -%}")
+        j.append("{%- if not drop and " + literal(open_tag) + " not in content and " + literal(close_tag)
+                 + " not in content -%}{{- " + literal(t.empty_thought) + " -}}{%- endif -%}")
     if qwen_tools:
         j.append("{%- if message['tool_calls'] is defined and message['tool_calls'] -%}"
                  "{%- set calls = namespace(text='') -%}{%- for call in message['tool_calls'] -%}"

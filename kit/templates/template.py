@@ -14,7 +14,11 @@ that ends with a user turn always ends with the generation prompt.
 Thinking (reasoning=True, LLaMA-Factory's ReasoningTemplate): when an answer has no <think> block, an
 empty one "<think>\\n\\n</think>\\n\\n" is added - to the answer (trained) when enable_thinking is True,
 or to the prompt (not trained) when it is False; with enable_thinking False, thoughts in answers are
-removed. Not here: multimodal placeholders; discarding history thoughts under mask_history.
+removed. *History* answers (every answer of a generation prompt or a preference prompt, and all but
+the last under mask_history) lose their thoughts and get no empty block, as in Qwen3's own template
+and LLaMA-Factory (unless preserve_thinking).
+Multimodal: an "<image>"/"<video>" placeholder in a message becomes the family's image/video tokens
+(e.g. Qwen3-VL's "<|vision_start|><|image_pad|><|vision_end|>"); the processor expands the pad.
 """
 from __future__ import annotations
 
@@ -62,6 +66,12 @@ class Template:
         "help": "the tokenizer's EOS is replaced by stop_words[0] for training (fix_tokenizer does it)"})
     reasoning: bool = field(default=False, metadata={"help": "a thinking template (empty <think> blocks added)"})
     enable_thinking: bool = field(default=True, metadata={"help": "reasoning templates: train/generate thoughts"})
+    preserve_thinking: bool = field(default=False, metadata={
+        "help": "reasoning templates: keep the thoughts of history answers (LLaMA-Factory's preserve_thinking)"})
+    image_token: str = field(default="", metadata={
+        "help": "what an <image> placeholder becomes (vision families; empty = left as text)"})
+    video_token: str = field(default="", metadata={
+        "help": "what a <video> placeholder becomes (vision families; empty = left as text)"})
     fuse_system: bool = field(default=False, metadata={
         "help": "the system text is put inside the first user message (Llama 2, Mistral, Gemma)"})
     bos_token: str = field(default="<s>", metadata={"help": "BOS text used when no tokenizer is given"})
@@ -107,10 +117,15 @@ class Template:
         return stop_token_ids(self, tokenizer)
 
     # ------------------------------------------------------------------------------------ layout
-    def segments(self, messages, system=None, tools=None, add_generation_prompt=False) -> list[Segment]:
-        """The conversation as segments (see the module docstring). Raises ValueError on bad messages."""
+    def segments(self, messages, system=None, tools=None, add_generation_prompt=False,
+                 drop_history_thoughts=False) -> list[Segment]:
+        """The conversation as segments (see the module docstring). Raises ValueError on bad messages.
+        drop_history_thoughts: answers before the last message lose their thoughts (mask_history,
+        preference prompts); a generation prompt always drops them."""
         messages, system = split_system(messages, system)
         check_messages(messages)
+        messages = [self._with_media(m) for m in messages]
+        drop = (drop_history_thoughts or add_generation_prompt) and not self.preserve_thinking
         system_text = system or self.default_system
         tool_text = self.format_tools.apply(content=tools)[0] if tools else ""
         out: list[Segment] = []
@@ -132,18 +147,25 @@ class Template:
                 fmt = self.format_user if role == "user" else self.format_observation
                 out.append(Segment(role, side, turn, tuple(fmt.apply(content=fused + content))))
             else:
-                out.extend(self._response_segments(role, content, turn))
+                out.extend(self._response_segments(role, content, turn, history=drop and i != len(messages) - 1))
         if add_generation_prompt and messages and messages[-1]["role"] in PROMPT_ROLES:
             if self.reasoning and not self.enable_thinking:
                 out.append(Segment("thought", "prompt", len(messages) // 2, (self.empty_thought,)))
         return out
 
-    def _response_segments(self, role: str, content: str, turn: int) -> list[Segment]:
+    def _with_media(self, message: dict) -> dict:
+        content = message["content"]
+        for placeholder, token in (("<image>", self.image_token), ("<video>", self.video_token)):
+            if token and placeholder in content:
+                content = content.replace(placeholder, token)
+        return message if content is message["content"] else {**message, "content": content}
+
+    def _response_segments(self, role: str, content: str, turn: int, history: bool = False) -> list[Segment]:
         out = []
         if self.reasoning:
-            if not self.enable_thinking:
+            if not self.enable_thinking or history:
                 content = self.remove_thought(content)
-            if not self.has_thought(content):
+            if not history and not self.has_thought(content):
                 side = "response" if self.enable_thinking else "prompt"
                 out.append(Segment("thought", side, turn, (self.empty_thought,)))
         if role == "assistant":
