@@ -21,8 +21,10 @@ What `merge_and_save` guarantees (LLaMA-Factory's `llamafactory-cli export`, mad
   temporary folder first, so a failed export leaves nothing half-written.
 
 Option names follow LLaMA-Factory's export arguments (`export_dir`, `export_size`,
-`export_quantization_bit`, `model_name_or_path`, `template`). Left out: GPTQ/AWQ quantization with a
-calibration set, pushing to a hub, GGUF conversion (Ollama imports safetensors itself).
+`model_name_or_path`, `template`), except the quantized copy: it is `bnb_quantization_bit`, named for
+what it does (bitsandbytes). LLaMA-Factory's `export_quantization_bit` means GPTQ with a calibration
+set, which the kit does not do, so that option is refused with a message, never read as bitsandbytes.
+Left out: GPTQ/AWQ quantization, pushing to a hub, GGUF conversion (Ollama imports safetensors itself).
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ class ExportConfig:
     model_name_or_path: str | None = field(default=None, metadata={"help": "the base model; default: base_model_name_or_path from adapter_config.json"})
     template: str | None = field(default=None, metadata={"help": "kit.templates name used in training; default: the training run's, else the built-in model's, else the tokenizer's own chat template"})
     export_size: float | str = field(default=5, metadata={"help": "largest safetensors shard, in GB (LLaMA-Factory export_size) or a string such as '200MB'"})
-    export_quantization_bit: int | None = field(default=None, metadata={"help": "also quantize the merged model with bitsandbytes: 8 or 4 (None = full precision only)"})
+    bnb_quantization_bit: int | None = field(default=None, metadata={"help": "also save a bitsandbytes-quantized copy of the merged model: 8 or 4 (None = full precision only; not LLaMA-Factory's GPTQ export_quantization_bit)"})
     ollama_modelfile: bool = field(default=True, metadata={"help": "write an Ollama Modelfile (FROM . + the chat template as a Go template + stop words)"})
     verify: bool = field(default=True, metadata={"help": "compare merged and adapter logits on sample prompts before writing anything"})
     verify_prompts: tuple = field(default=SAMPLE_PROMPTS, metadata={"help": "user messages used for the logit check"})
@@ -63,8 +65,8 @@ class ExportConfig:
     overwrite: bool = field(default=False, metadata={"help": "replace an existing export_dir (otherwise refuse)"})
 
     def validate(self) -> "ExportConfig":
-        if self.export_quantization_bit not in (None, 4, 8):
-            raise ExportError(f"export_quantization_bit={self.export_quantization_bit!r}: use None, 8 or 4 (bitsandbytes)")
+        if self.bnb_quantization_bit not in (None, 4, 8):
+            raise ExportError(f"bnb_quantization_bit={self.bnb_quantization_bit!r}: use None, 8 or 4 (bitsandbytes)")
         if isinstance(self.export_size, (int, float)) and self.export_size <= 0:
             raise ExportError(f"export_size={self.export_size!r} GB must be > 0")
         return self
@@ -262,10 +264,13 @@ def _check_target(export_dir: Path, adapter_dir: Path, overwrite: bool) -> None:
 
 # ---------------------------------------------------------------------------------------- merge
 
+GPTQ_REFUSED = ("export_quantization_bit is LLaMA-Factory's GPTQ quantization (with a calibration dataset), "
+                "which this kit does not do; for a bitsandbytes-quantized copy use bnb_quantization_bit (8 or 4)")
+
 def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
     """Merge the LoRA adapter in `adapter_dir` into its base and save a plain model in `export_dir`.
 
-    Options are ExportConfig fields (model_name_or_path, template, export_size, export_quantization_bit,
+    Options are ExportConfig fields (model_name_or_path, template, export_size, bnb_quantization_bit,
     ollama_modelfile, verify, verify_prompts, tolerance, overwrite). Returns an ExportReport.
     """
     import torch
@@ -276,6 +281,9 @@ def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
     from kit.chat import stop_token_ids, stop_words
 
     allowed = {f.name for f in fields(ExportConfig)}
+    if options.get("export_quantization_bit") is not None:
+        raise ExportError(GPTQ_REFUSED)
+    options.pop("export_quantization_bit", None)
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise TypeError(f"merge_and_save got unknown option(s) {unknown}; allowed: {sorted(allowed)}")
@@ -342,8 +350,8 @@ def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
         marker.write_marker(tmp, "export")
         merged.save_pretrained(tmp, max_shard_size=config.max_shard_size, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if config.export_quantization_bit:
-            quantized_diff = _quantize_folder(tmp, config.export_quantization_bit, adapter_logits, batch,
+        if config.bnb_quantization_bit:
+            quantized_diff = _quantize_folder(tmp, config.bnb_quantization_bit, adapter_logits, batch,
                                               config.max_shard_size)
         if config.ollama_modelfile:
             (tmp / "Modelfile").write_text(ollama_modelfile(tokenizer, _default_system(template, tokenizer), words))
@@ -359,7 +367,7 @@ def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
         files=files, shards=[f for f in files if f.endswith(".safetensors")], stop_words=words,
         eos_token_id=eos_ids, max_abs_logit_diff=diff, tolerance=tolerance if diff is not None else None,
         verify_dtype=check_dtype if diff is not None else None, max_abs_logit_diff_native=native,
-        quantization_bit=config.export_quantization_bit, quantized_max_abs_logit_diff=quantized_diff)
+        quantization_bit=config.bnb_quantization_bit, quantized_max_abs_logit_diff=quantized_diff)
 
 
 def _quantize_folder(folder: Path, bits: int, adapter_logits, batch, max_shard_size: str) -> float | None:
@@ -415,7 +423,7 @@ def cli_main(argv: list[str] | None = None) -> int:
     """`python -m kit export [merge.yaml] --adapter_name_or_path DIR --export_dir DIR [...]`.
 
     The YAML takes LLaMA-Factory's export keys (model_name_or_path, adapter_name_or_path, template,
-    export_dir, export_size, export_quantization_bit); flags override it.
+    export_dir, export_size; bnb_quantization_bit for a bitsandbytes copy); flags override it.
     """
     import yaml
 
@@ -426,7 +434,7 @@ def cli_main(argv: list[str] | None = None) -> int:
     for f in fields(ExportConfig):
         if f.name in ("verify_prompts", "verify", "overwrite", "ollama_modelfile"):
             continue
-        kind = {"export_quantization_bit": int, "tolerance": float}.get(f.name, str)
+        kind = {"bnb_quantization_bit": int, "tolerance": float}.get(f.name, str)
         parser.add_argument(f"--{f.name}", type=kind, default=None, help=f.metadata["help"])
     parser.add_argument("--no_verify", action="store_true", help="skip the merged-vs-adapter logit check")
     parser.add_argument("--no_modelfile", action="store_true", help="do not write an Ollama Modelfile")
@@ -447,7 +455,10 @@ def cli_main(argv: list[str] | None = None) -> int:
         options["export_size"] = float(options["export_size"])
     options["verify"] = not settings.get("no_verify", False)
     options["ollama_modelfile"] = not settings.get("no_modelfile", False)
-    ignored = sorted(set(settings) - set(options) - {"no_verify", "no_modelfile", "finetuning_type", "stage"})
+    if settings.get("export_quantization_bit") is not None:
+        parser.error(GPTQ_REFUSED)
+    ignored = sorted(set(settings) - set(options) - {"no_verify", "no_modelfile", "finetuning_type", "stage",
+                                                     "export_quantization_bit"})
     if ignored:
         print(f"note: ignoring keys the kit's export does not use: {ignored}", file=sys.stderr)
     try:

@@ -55,8 +55,10 @@ def test_clear_errors_for_bad_input(tmp_path):
     adapter = _fake_adapter(tmp_path)
     with pytest.raises(TypeError, match="export_sizee"):
         export.merge_and_save(adapter, tmp_path / "out", export_sizee=1)
-    with pytest.raises(export.ExportError, match="export_quantization_bit"):
-        export.merge_and_save(adapter, tmp_path / "out", export_quantization_bit=3)
+    with pytest.raises(export.ExportError, match="bnb_quantization_bit"):
+        export.merge_and_save(adapter, tmp_path / "out", bnb_quantization_bit=3)
+    with pytest.raises(export.ExportError, match="GPTQ.*bnb_quantization_bit"):  # LLaMA-Factory's name means GPTQ
+        export.merge_and_save(adapter, tmp_path / "out", export_quantization_bit=4)
 
 
 def test_refuses_a_quantized_base(tmp_path):
@@ -143,7 +145,7 @@ def test_cli_export_refuses_existing_dir(exported, identity_adapter, capsys):
 @pytest.mark.slow
 def test_4bit_bitsandbytes_export_reloads(identity_adapter, tmp_path):
     folder = tmp_path / "merged-4bit"
-    report = export.merge_and_save(identity_adapter, folder, export_quantization_bit=4, ollama_modelfile=False)
+    report = export.merge_and_save(identity_adapter, folder, bnb_quantization_bit=4, ollama_modelfile=False)
     assert report.verified  # the merge itself was checked in full precision first
     config = json.loads((folder / "config.json").read_text())
     assert config["quantization_config"]["load_in_4bit"] is True
