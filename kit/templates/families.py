@@ -8,11 +8,12 @@ the differences are written down:
     llama2 -> mistral;  gemma -> gemma3                system text fused into the first user turn
     llama3;  phi -> phi4;  deepseek -> deepseek3 -> deepseekr1;  glm4
 
-Known differences from LLaMA-Factory: `smollm2`'s default system has no final "." because the
-model's own tokenizer template has none (LLaMA-Factory's has one, so its encoding of a row without
-a system prompt differs from the model's by one token). Mistral's published v0.3 template puts the
-system text in the *last* user message; LLaMA-Factory and we put it in the first.
-Not here: multimodal families (qwen2_vl, llava, ...).
+More families (66 in all) are in more_families.py. Every family shared with LLaMA-Factory encodes
+token for token as LLaMA-Factory 0.9.5 does (tests/test_lf_fidelity.py against fixtures written by
+its own code), except the deliberate differences listed in LF_DIFFERENCES below, e.g. `smollm2`'s
+default system has no final "." because the model's own tokenizer template has none. Mistral's
+published v0.3 template puts the system text in the *last* user message; LLaMA-Factory and we put it
+in the first. Not here: llava-style families whose processors rewrite the text.
 """
 from __future__ import annotations
 

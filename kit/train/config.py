@@ -9,7 +9,9 @@ its help text once, in `metadata`: "help" (English), "label"/"label_zh" (panel l
     cfg = TrainConfig.from_yaml("llama3_lora_sft.yaml")   # LLaMA-Factory's examples, as they are
     cfg.unknown_keys        # keys this kit does not use (also warned about; kept in cfg.extra)
     cfg.validate()          # ConfigError naming field, value and allowed range
-    print(cfg.command_preview())   # the llamafactory-cli equivalent
+    print(cfg.command_preview())   # the llamafactory-cli equivalent: only what differs from
+                                   # LLaMA-Factory's defaults (kit.train.lf_defaults), in its spelling
+    TrainConfig.from_yaml(path, defaults="llamafactory")   # keys left out mean LLaMA-Factory's defaults
 
 Not here: anything that loads a model or trains (kit.train.runner), widgets (kit.ui.train).
 Left out of LLaMA-Factory's arguments: OFT, PiSSA, BAdam, APOLLO, LLaMA-Pro, DeepSpeed/FSDP, multimodal

@@ -37,7 +37,7 @@ TEXT = {
     "lora": ("LoRA / QLoRA", "LoRA / QLoRA 参数"),
     "freeze": ("Freeze", "部分参数微调"),
     "galore": ("GaLore", "GaLore 参数"),
-    "rlhf": ("RLHF (rm / dpo / kto / ppo)", "RLHF 参数"),
+    "rlhf": ("RLHF (rm / dpo / kto / grpo)", "RLHF 参数"),
     "output": ("Output and monitoring", "输出与监控"),
     "other": ("Other", "其他"),
     "preview_data": ("Preview dataset", "预览数据集"),
