@@ -80,6 +80,7 @@ register_template(
     format_user=S("[INST]{{content}}[/INST]"),
     format_assistant=S("{{content}}", EOS),
     format_function=FunctionFormatter(["[TOOL_CALLS]{{content}}", EOS], tool_format="mistral"),
+    format_observation=S('[TOOL_RESULTS]{"content": {{content}}}[/TOOL_RESULTS]'),
 )
 register_template("ministral3", base="ministral")  # Ministral 3: same text, plus Pixtral image tokens
 register_template("mistral_small", base="ministral3", fuse_system=False,
