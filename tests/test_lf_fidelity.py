@@ -125,16 +125,24 @@ def base_tokenizer():
     return AutoTokenizer.from_pretrained(str(models.builtin_dir()))
 
 
+_FIXED: dict = {}
+
+
 def kit_encoding(name, base_tokenizer, case):
-    """The kit's encoding of one fixture case: (input_ids, labels) or prompt ids."""
+    """The kit's encoding of one fixture case: (input_ids, labels) or prompt ids. The tokenizer is a
+    copy fixed for the template (as LLaMA-Factory fixes it), made once per template and thinking mode."""
     import copy
 
     from kit import templates
 
     options = case["options"]
     template = templates.get(name, enable_thinking=options.get("enable_thinking", True))
-    tokenizer = copy.deepcopy(base_tokenizer)
-    templates.fix_tokenizer(template, tokenizer)
+    key = (name, template.enable_thinking, id(base_tokenizer))
+    if key not in _FIXED:
+        _FIXED.clear()  # one template at a time: keeps memory flat
+        _FIXED[key] = copy.deepcopy(base_tokenizer)
+        templates.fix_tokenizer(template, _FIXED[key])
+    tokenizer = _FIXED[key]
     if options.get("generate"):
         return {"prompt_ids": templates.encode_prompt(template, tokenizer, case["messages"], case["system"],
                                                       case["tools"])}
