@@ -392,6 +392,8 @@ class TrainConfig(GeneratingArguments, TrainingArguments, FinetuningArguments, D
             values["quantization_method"] = "bnb"  # LLaMA-Factory >= 0.9.3 reads only "bnb"
         if values.get("enable_liger_kernel") == "auto":
             values["enable_liger_kernel"] = True  # LLaMA-Factory's field is a bool; 'auto' is the kit's fallback
+        if "disable_gradient_checkpointing" in values and values["disable_gradient_checkpointing"] is None:
+            values.pop("disable_gradient_checkpointing")  # None: on for GPU runs, LLaMA-Factory's default
         if values.get("packing") is None:
             values.pop("packing", None)  # None: LLaMA-Factory's own rule (on for pt only), nothing to write
         if self.stage == "pt":
