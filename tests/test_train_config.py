@@ -123,7 +123,8 @@ def test_llamafactory_yaml_keeps_every_value(values, expected):
         if key == "quantization_method" and config.quantization_bit:
             assert out[key] == "bnb"  # written with quantization_bit, in LLaMA-Factory's spelling
         elif value == lf_default(key, config.stage) or (key, value) in (("quantization_method", "bitsandbytes"),
-                                                                         ("packing", None)):
+                                                                         ("packing", None),
+                                                                         ("disable_gradient_checkpointing", None)):
             assert key not in out, key
         else:
             assert out[key] == value, key
