@@ -217,10 +217,23 @@ def _fmt(x: float) -> str:
 
 
 def describe_name(name: str) -> ModelName:
-    """Read a model name: `describe_name("Qwen/Qwen3-14B-Base").params_billion == 14.0`."""
+    """Read a model name: `describe_name("Qwen/Qwen3-14B-Base").params_billion == 14.0`.
+
+    Three steps: split off the organisation and a GGUF file suffix (`_start_fields`), sort each
+    dash-separated tag into a field (`_read_tag`), then build the ModelName (`_build_name`)."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"describe_name needs a non-empty model name string, got {name!r}")
-    raw = name.strip()
+    f, stem = _start_fields(name.strip())
+    tokens = [t for t in stem.split("-") if t]
+    state = "start"  # start -> family -> (closed); tracks where a bare number belongs
+    for i, tok in enumerate(tokens):
+        nxt = tokens[i + 1].lower() if i + 1 < len(tokens) else ""
+        state = _read_tag(f, tok, nxt, state, first=i == 0)
+    return _build_name(f)
+
+
+def _start_fields(raw: str) -> tuple[dict, str]:
+    """The empty field lists, plus the org ("Qwen/...") and a GGUF file suffix (".gguf", ".Q4_1") taken off."""
     f: dict = {"raw": raw, "kinds": [], "modality": [], "weight_format": [], "variant": [], "domain": [],
                "other": [], "unknown": [], "family": [], "base": [], "sizes": []}
     stem = raw.rstrip("/")
@@ -235,94 +248,128 @@ def describe_name(name: str) -> ModelName:
         _add(f["weight_format"], "GGUF")
         _set_bits(f, quant.group(1))
         f["other"].append(quant.group(1).upper())
+    return f, stem
 
-    tokens = [t for t in stem.split("-") if t]
-    state = "start"  # start -> family -> (closed); tracks where a bare number belongs
-    for i, tok in enumerate(tokens):
-        low = tok.lower()
-        nxt = tokens[i + 1].lower() if i + 1 < len(tokens) else ""
-        if state == "start" and low in MAKERS and nxt and i == 0:
-            f.setdefault("org", MAKERS[low])
-            continue
-        if m := _EXPERTS.match(tok):
-            f["experts"] = int(m.group(1))
-            f["expert_params_billion"] = float(m.group(2)) * _UNIT[m.group(3).lower()]
-            f["moe"] = True
-            f["sizes"].append(tok)
-        elif m := _ACTIVE.match(tok):
-            f["active_params_billion"] = float(m.group(1))
-            f["moe"] = True
-            f["sizes"].append(tok)
-        elif (m := _SIZE.match(tok)) and not (f["sizes"] and m.group(2).lower() == "m"):
-            f.setdefault("params_billion", float(m.group(1)) * _UNIT[m.group(2).lower()])
-            f["sizes"].append(tok[:-1] + tok[-1].upper())
-        elif m := _SIZE_INFIX.match(tok):
-            f.setdefault("params_billion", float(f"{m.group(1)}.{m.group(3)}") * _UNIT[m.group(2).lower()])
-            f["sizes"].append(tok.upper())
-        elif _CONTEXT.match(tok):
-            f["context"] = tok
-        elif _VERSION.match(tok):
-            _version(f, tok)
-        elif _DATE.match(tok) and state != "start":
-            f["release"] = tok
-        elif _NUMBER.match(tok) and state != "start":
-            if state == "base":              # Hermes-3-Llama-3.1-8B: the base's version
-                f["base"][-1] += f"-{tok}"
-                continue
-            if f.get("version"):
-                f["unknown"].append(tok)
-            else:                            # gemma-2, Llama-3.1, Llama-Guard-3
-                f["version"] = tok
-        elif low == "long":
-            f["variant"].append("Long-Chat" if nxt == "chat" else "Long")
-        elif low in KINDS:
-            _add(f["kinds"], KINDS[low])
-        elif low in MODALITIES:
-            _add(f["modality"], MODALITIES[low])
-        elif low in WEIGHT_FORMATS:
-            _add(f["weight_format"], WEIGHT_FORMATS[low])
-            if low in ("int8", "int4", "fp8"):
-                _set_bits(f, low)
-        elif m := _BITS.match(tok):
-            f["bits"] = int(m.group(1))
-            if not f["weight_format"]:
-                f["weight_format"].append(f"{m.group(1)}bit")
-        elif low in VARIANTS:
-            _add(f["variant"], VARIANTS[low])
-        elif low in DOMAINS:
-            _add(f["domain"], DOMAINS[low])
-        elif low in OTHER:
-            if low == "moe":
-                f["moe"] = True
-            else:
-                f["other"].append(OTHER[low])
-        elif _GGUF_QUANT.match(tok) and state != "start" and any(c.isdigit() for c in tok):
-            _add(f["weight_format"], "GGUF")
-            _set_bits(f, tok)
-            f["other"].append(tok.upper())
-        elif re.match(r"^\d+x\d+$", tok) and "AQLM" in f["weight_format"]:
-            f["other"].append(f"{tok} (AQLM codebooks x bits per code)")
-        elif tok[0].isalpha():  # a name
-            if state in ("start", "family"):
-                glued = _GLUED.match(tok)
-                if glued and not f["family"]:
-                    f["family"].append(glued.group(1))
-                    f["version"] = glued.group(2).replace("_", ".")
-                    state = "closed"
-                    continue
-                f["family"].append(tok)
-                state = "family"
-                continue
-            stem_name = (_GLUED.match(tok).group(1) if _GLUED.match(tok) else tok).lower()
-            if stem_name in FAMILIES or (f["kinds"] and f["kinds"][-1] == "Distill" and not f["base"]):
-                f["base"].append(tok)      # Distill-Qwen, Hermes-3-Llama, llava-v1.6-mistral
-                state = "base"
-                continue
+
+def _read_tag(f: dict, tok: str, nxt: str, state: str, first: bool) -> str:
+    """Sort one tag into `f`; returns the new state."""
+    low = tok.lower()
+    if state == "start" and low in MAKERS and nxt and first:
+        f.setdefault("org", MAKERS[low])
+        return state
+    if _size_tag(f, tok):
+        return "closed"
+    number_state = _number_tag(f, tok, state)
+    if number_state:
+        return number_state
+    if _vocabulary_tag(f, tok, nxt, state):
+        return "closed"
+    return _name_tag(f, tok, state)
+
+
+def _size_tag(f: dict, tok: str) -> bool:
+    """8x7B, A3B, 14B, 7B1 and context tags such as 32k."""
+    if m := _EXPERTS.match(tok):
+        f["experts"] = int(m.group(1))
+        f["expert_params_billion"] = float(m.group(2)) * _UNIT[m.group(3).lower()]
+        f["moe"] = True
+        f["sizes"].append(tok)
+    elif m := _ACTIVE.match(tok):
+        f["active_params_billion"] = float(m.group(1))
+        f["moe"] = True
+        f["sizes"].append(tok)
+    elif (m := _SIZE.match(tok)) and not (f["sizes"] and m.group(2).lower() == "m"):
+        f.setdefault("params_billion", float(m.group(1)) * _UNIT[m.group(2).lower()])
+        f["sizes"].append(tok[:-1] + tok[-1].upper())
+    elif m := _SIZE_INFIX.match(tok):
+        f.setdefault("params_billion", float(f"{m.group(1)}.{m.group(3)}") * _UNIT[m.group(2).lower()])
+        f["sizes"].append(tok.upper())
+    elif _CONTEXT.match(tok):
+        f["context"] = tok
+    else:
+        return False
+    return True
+
+
+def _number_tag(f: dict, tok: str, state: str) -> str | None:
+    """v0.1, a YYMM release, or a bare version number; returns the new state (None: not a number tag)."""
+    if _VERSION.match(tok):
+        _version(f, tok)
+    elif _DATE.match(tok) and state != "start":
+        f["release"] = tok
+    elif _NUMBER.match(tok) and state != "start":
+        if state == "base":              # Hermes-3-Llama-3.1-8B: the base's version
+            f["base"][-1] += f"-{tok}"
+            return "base"
+        if f.get("version"):
             f["unknown"].append(tok)
+        else:                            # gemma-2, Llama-3.1, Llama-Guard-3
+            f["version"] = tok
+    else:
+        return None
+    return "closed"
+
+
+def _vocabulary_tag(f: dict, tok: str, nxt: str, state: str) -> bool:
+    """A tag from the vocabulary tables: kind, modality, weight format, bits, variant, domain, other."""
+    low = tok.lower()
+    if low == "long":
+        f["variant"].append("Long-Chat" if nxt == "chat" else "Long")
+    elif low in KINDS:
+        _add(f["kinds"], KINDS[low])
+    elif low in MODALITIES:
+        _add(f["modality"], MODALITIES[low])
+    elif low in WEIGHT_FORMATS:
+        _add(f["weight_format"], WEIGHT_FORMATS[low])
+        if low in ("int8", "int4", "fp8"):
+            _set_bits(f, low)
+    elif m := _BITS.match(tok):
+        f["bits"] = int(m.group(1))
+        if not f["weight_format"]:
+            f["weight_format"].append(f"{m.group(1)}bit")
+    elif low in VARIANTS:
+        _add(f["variant"], VARIANTS[low])
+    elif low in DOMAINS:
+        _add(f["domain"], DOMAINS[low])
+    elif low in OTHER:
+        if low == "moe":
+            f["moe"] = True
         else:
-            f["unknown"].append(tok)
-        state = "closed"
+            f["other"].append(OTHER[low])
+    elif _GGUF_QUANT.match(tok) and state != "start" and any(c.isdigit() for c in tok):
+        _add(f["weight_format"], "GGUF")
+        _set_bits(f, tok)
+        f["other"].append(tok.upper())
+    elif re.match(r"^\d+x\d+$", tok) and "AQLM" in f["weight_format"]:
+        f["other"].append(f"{tok} (AQLM codebooks x bits per code)")
+    else:
+        return False
+    return True
 
+
+def _name_tag(f: dict, tok: str, state: str) -> str:
+    """A word: part of the family name, another model named inside (the base), or unknown."""
+    if not tok[0].isalpha():
+        f["unknown"].append(tok)
+        return "closed"
+    if state in ("start", "family"):
+        glued = _GLUED.match(tok)
+        if glued and not f["family"]:
+            f["family"].append(glued.group(1))
+            f["version"] = glued.group(2).replace("_", ".")
+            return "closed"
+        f["family"].append(tok)
+        return "family"
+    stem_name = (_GLUED.match(tok).group(1) if _GLUED.match(tok) else tok).lower()
+    if stem_name in FAMILIES or (f["kinds"] and f["kinds"][-1] == "Distill" and not f["base"]):
+        f["base"].append(tok)      # Distill-Qwen, Hermes-3-Llama, llava-v1.6-mistral
+        return "base"
+    f["unknown"].append(tok)
+    return "closed"
+
+
+def _build_name(f: dict) -> ModelName:
+    """The ModelName from the sorted tags: the family's implied kind first, MoE from several sizes."""
     family = "-".join(f["family"])
     fam_kind = FAMILY_KINDS.get(family.lower())
     if fam_kind and fam_kind not in f["kinds"]:
@@ -330,7 +377,7 @@ def describe_name(name: str) -> ModelName:
     if len(f["sizes"]) > 1 or f.get("experts") or f.get("active_params_billion"):
         f["moe"] = True
     return ModelName(
-        raw=raw, org=f.get("org"), family=family, version=f.get("version"), release=f.get("release"),
+        raw=f["raw"], org=f.get("org"), family=family, version=f.get("version"), release=f.get("release"),
         params="-".join(f["sizes"]) or None, params_billion=_round(f.get("params_billion")),
         active_params_billion=f.get("active_params_billion"), experts=f.get("experts"),
         expert_params_billion=f.get("expert_params_billion"), kinds=tuple(f["kinds"]),
