@@ -328,44 +328,70 @@ def estimate(model, method: str, **settings) -> Breakdown:
 
 
 def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
-    L, H, V, I = arch.num_hidden_layers, arch.hidden_size, arch.vocab_size, arch.intermediate_size
-    T = s.batch_size * s.seq_len                    # tokens per step
-    n_params = arch.num_params()
-    linear = arch.layer_linear_params() * L         # what bitsandbytes quantizes
+    """Static weights, then (inference) the prefill or (training) trainables, activations and the
+    moments of one step; the largest moment is the peak."""
+    bits = s.quantization_bit if method in ("inference", "qlora") else None
+    b = Breakdown(model=arch.name, method=method, settings=s, num_params=arch.num_params(), workspace=WORKSPACE,
+                  cuda_context=CUDA_CONTEXT)
+    _static_weights(b, arch, method, s, bits)
+    if method == "inference":
+        return _inference(b, arch, s, bits)
+    train = _trainables(b, arch, method, s)
+    moments = _step_moments(arch, method, s, train, bits)
+    name, best = max(moments.items(), key=lambda kv: sum(kv[1].values()))
+    b.peak_at = name
+    b.optimizer_states = train["states"]
+    for key, value in best.items():
+        setattr(b, key, getattr(b, key) + int(value) if key == "workspace" else int(value))
+    return b
+
+
+def _static_weights(b: Breakdown, arch: ArchFacts, method: str, s: MemorySettings, bits: int | None) -> None:
+    """Weights (bytes) as stored, and bitsandbytes quantization constants."""
+    n_params = b.num_params
+    linear = arch.layer_linear_params() * arch.num_hidden_layers  # what bitsandbytes quantizes
     other = n_params - linear                       # embeddings, lm_head, norms, biases (stay 16-bit)
     compute = DTYPE_BYTES[s.dtype]                  # 2 for bf16/fp16
-    bits = s.quantization_bit if method in ("inference", "qlora") else None
-    b = Breakdown(model=arch.name, method=method, settings=s, num_params=n_params, workspace=WORKSPACE,
-                  cuda_context=CUDA_CONTEXT)
-
-    # --- weights (bytes) and quantization constants
     if bits:
         b.weights = int(linear * bits / 8) + other * compute
         shapes = arch.linear_shapes().values()
-        b.quant_constants = L * sum(n * quant_constant_bytes(i * o, bits, s.double_quantization, o)
-                                    for i, o, n in shapes)
+        b.quant_constants = arch.num_hidden_layers * sum(
+            n * quant_constant_bytes(i * o, bits, s.double_quantization, o) for i, o, n in shapes)
     elif method == "full" and not s.pure_bf16:
         b.weights = 4 * n_params                    # fp32 master weights (AMP)
     else:
         b.weights = compute * n_params
 
-    if method == "inference":
-        ctx = s.seq_len + s.max_new_tokens
-        b.kv_cache = 2 * L * s.batch_size * ctx * arch.kv_dim * compute   # K and V, per layer
-        b.activations = int(T * (INFER_WORK_I[bits] * I * max(1, arch.num_experts_per_tok) + INFER_WORK_H * H))
-        if bits == 4:   # one weight de-quantized to bf16 for the prefill matmul
-            b.activations += 2 * max(i * o for i, o, _ in arch.linear_shapes().values())
-        b.logits_loss = 4 * s.batch_size * V       # last position's logits
-        b.workspace = WORKSPACE_INFERENCE
-        b.peak_at = "prefill of the last layer (KV cache of the whole context)"
-        return b
 
-    # --- trainable parameters, their dtype, gradients and optimizer states
+def _inference(b: Breakdown, arch: ArchFacts, s: MemorySettings, bits: int | None) -> Breakdown:
+    """Inference: KV cache of the whole context plus the prefill working set of one layer."""
+    L, H, V, I = arch.num_hidden_layers, arch.hidden_size, arch.vocab_size, arch.intermediate_size
+    T = s.batch_size * s.seq_len                    # tokens per step
+    compute = DTYPE_BYTES[s.dtype]
+    ctx = s.seq_len + s.max_new_tokens
+    b.kv_cache = 2 * L * s.batch_size * ctx * arch.kv_dim * compute   # K and V, per layer
+    b.activations = int(T * (INFER_WORK_I[bits] * I * max(1, arch.num_experts_per_tok) + INFER_WORK_H * H))
+    if bits == 4:   # one weight de-quantized to bf16 for the prefill matmul
+        b.activations += 2 * max(i * o for i, o, _ in arch.linear_shapes().values())
+    b.logits_loss = 4 * s.batch_size * V       # last position's logits
+    b.workspace = WORKSPACE_INFERENCE
+    b.peak_at = "prefill of the last layer (KV cache of the whole context)"
+    return b
+
+
+def _trainables(b: Breakdown, arch: ArchFacts, method: str, s: MemorySettings) -> dict:
+    """Trainable parameters, their dtype, gradients and optimizer states; sets b.trainable(_params)
+    (and b.weights for freeze). Returns n_train, regime, copies (autocast bf16 weight copies),
+    grads_all and states, in bytes where they are sizes."""
+    L, H, V = arch.num_hidden_layers, arch.hidden_size, arch.vocab_size
+    n_params = b.num_params
+    compute = DTYPE_BYTES[s.dtype]
     trainable_bytes = 2 if s.pure_bf16 else 4       # LLaMA-Factory upcasts trainable params to fp32
     layer_params = arch.layer_linear_params() + arch.layer_other_params()
     if method == "full":
         n_train = n_params
         regime = "bf16" if s.pure_bf16 else "amp"
+        linear = arch.layer_linear_params() * L
         copies = 0 if s.pure_bf16 else 2 * (linear + (V * H))   # autocast bf16 copies of linears + lm_head
         sizes = None
     elif method == "freeze":
@@ -383,9 +409,16 @@ def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
         sizes = [s.lora_rank * d for i, o, n in arch.linear_shapes().values() for d in (i, o)]
     b.trainable_params = n_train
     param_bytes = (2 if s.pure_bf16 else 4) if method == "full" else trainable_bytes  # dtype of trainables
-    grads_all = param_bytes * n_train                                  # one gradient per trainable param
-    states = _adam_bytes(n_train, param_bytes, s, sizes)
+    return {"n_train": n_train, "regime": regime, "copies": copies, "param_bytes": param_bytes,
+            "grads_all": param_bytes * n_train,                       # one gradient per trainable param
+            "states": _adam_bytes(n_train, param_bytes, s, sizes)}
 
+
+def _step_moments(arch: ArchFacts, method: str, s: MemorySettings, train: dict, bits: int | None) -> dict:
+    """What is alive at each moment of one training step: {moment: {component: bytes}}."""
+    L, H, V, I = arch.num_hidden_layers, arch.hidden_size, arch.vocab_size, arch.intermediate_size
+    T = s.batch_size * s.seq_len                    # tokens per step
+    regime, copies = train["regime"], train["copies"]
     # --- activations (bytes saved for backward)
     per_layer = T * _layer_saved_bytes(arch, s, regime, s.seq_len)
     stream = 4 if regime == "amp" else 2
@@ -406,10 +439,9 @@ def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
     if method == "full":   # lm_head weight gradient: bf16 from the matmul, then fp32 (.grad) under AMP
         lm_grad = 2 * V * H + (0 if s.pure_bf16 else 4 * V * H)
 
-    static = b.weights + b.quant_constants + b.trainable
     logits_fwd, logits_bwd0, logits_head = 10 * T * V, 12 * T * V, 2 * T * V
     if s.enable_liger_kernel:
-        logits_fwd, logits_bwd0, logits_head = liger_flce_bytes(T, H, V, compute)
+        logits_fwd, logits_bwd0, logits_head = liger_flce_bytes(T, H, V, DTYPE_BYTES[s.dtype])
     ckpt_copies = (2 * V * H if method == "full" and not s.pure_bf16 else 0) if s.gradient_checkpointing else copies
     moments = {
         # inside forward, at the log-softmax: autocast's cache still holds every bf16 weight copy
@@ -418,14 +450,14 @@ def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
         "start of backward": dict(weight_copies=ckpt_copies, activations=acts, logits_loss=logits_bwd0),
         "lm_head backward": dict(weight_copies=ckpt_copies, activations=acts, logits_loss=logits_head,
                                  gradients=lm_grad),
-        "end of backward": dict(gradients=grads_all + (4 * V * H if method == "full" and arch.tie_word_embeddings
-                                                       else 0)),
+        "end of backward": dict(gradients=train["grads_all"] + (4 * V * H if method == "full" and arch.tie_word_embeddings
+                                                                else 0)),
     }
     if s.optimizer == "adamw_torch" and method in ("full", "freeze"):
         # torch.optim.AdamW's default foreach path makes one temporary the size of the parameters
         # (_foreach_sqrt(exp_avg_sq)) while every gradient is still alive; fused AdamW does not.
         # Measured on kit.train.run full fine-tuning (bench/results/memory_validation.csv, path kit).
-        moments["optimizer step"] = dict(gradients=grads_all, workspace=param_bytes * n_train)
+        moments["optimizer step"] = dict(gradients=train["grads_all"], workspace=train["param_bytes"] * train["n_train"])
     if s.gradient_checkpointing:
         moments["recomputed top layer"] = dict(
             weight_copies=copies // max(L, 1), activations=acts - T * stream * H + per_layer,
@@ -433,16 +465,7 @@ def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
     else:
         moments["top layer backward"] = dict(
             weight_copies=ckpt_copies, activations=acts, workspace=bwd_work + dequant, gradients=lm_grad)
-
-    def size(m):
-        return sum(m.values())
-
-    name, best = max(moments.items(), key=lambda kv: size(kv[1]))
-    b.peak_at = name
-    b.optimizer_states = states
-    for key, value in best.items():
-        setattr(b, key, getattr(b, key) + int(value) if key == "workspace" else int(value))
-    return b
+    return moments
 
 
 def liger_flce_bytes(T: int, H: int, V: int, compute: int) -> tuple[int, int, int]:
