@@ -272,14 +272,37 @@ def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
 
     Options are ExportConfig fields (model_name_or_path, template, export_size, bnb_quantization_bit,
     ollama_modelfile, verify, verify_prompts, tolerance, overwrite). Returns an ExportReport.
+    Steps: check the options and target, load the un-quantized base, attach the tokenizer and
+    template, merge and verify the logits, write everything through a temporary folder.
     """
-    import torch
     from peft import PeftModel
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from kit import models
     from kit.chat import stop_token_ids, stop_words
 
+    config = _export_config(options)
+    adapter_dir, export_dir = Path(adapter_dir), Path(export_dir)
+    adapter_config = read_adapter_config(adapter_dir)
+    _check_target(export_dir, adapter_dir, config.overwrite)
+    base_name, base, model, dtype = _load_base(config, adapter_config, adapter_dir)
+    tokenizer, template = _tokenizer_with_template(config, adapter_dir, base_name, base, model)
+    words, eos_ids = stop_words(template, tokenizer), stop_token_ids(template, tokenizer)
+    model = PeftModel.from_pretrained(model, str(adapter_dir)).eval()
+    merged, check = _merge_and_verify(model, config, tokenizer, template, dtype)
+    _set_generation_config(merged, tokenizer, eos_ids)
+    quantized_diff = _write_folder(export_dir, merged, tokenizer, config, template, words, check)
+    files = sorted(p.name for p in export_dir.iterdir())
+    diff = check["diff"]
+    return ExportReport(
+        export_dir=str(export_dir), base=str(base_name), template=getattr(template, "name", None),
+        dtype=check["dtype_name"], files=files, shards=[f for f in files if f.endswith(".safetensors")],
+        stop_words=words, eos_token_id=eos_ids, max_abs_logit_diff=diff,
+        tolerance=check["tolerance"] if diff is not None else None,
+        verify_dtype=check["check_dtype"] if diff is not None else None, max_abs_logit_diff_native=check["native"],
+        quantization_bit=config.bnb_quantization_bit, quantized_max_abs_logit_diff=quantized_diff)
+
+
+def _export_config(options: dict) -> ExportConfig:
+    """ExportConfig from keyword options; an unknown option is a TypeError listing the allowed ones."""
     allowed = {f.name for f in fields(ExportConfig)}
     if options.get("export_quantization_bit") is not None:
         raise ExportError(GPTQ_REFUSED)
@@ -287,10 +310,15 @@ def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise TypeError(f"merge_and_save got unknown option(s) {unknown}; allowed: {sorted(allowed)}")
-    config = ExportConfig(**options).validate()
-    adapter_dir, export_dir = Path(adapter_dir), Path(export_dir)
-    adapter_config = read_adapter_config(adapter_dir)
-    _check_target(export_dir, adapter_dir, config.overwrite)
+    return ExportConfig(**options).validate()
+
+
+def _load_base(config: ExportConfig, adapter_config: dict, adapter_dir: Path):
+    """(base name, its resolved path, the un-quantized base model in its own precision on CPU, its dtype)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from kit import models
 
     base_name = config.model_name_or_path or adapter_config.get("base_model_name_or_path")
     if not base_name:
@@ -303,12 +331,17 @@ def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
                           "un-quantized (16/32-bit) base the adapter was trained from.")
     dtype = getattr(base_config, "dtype", None) or torch.float32
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-    dtype_name = str(dtype).replace("torch.", "")
+    # un-quantized base in its own precision, on CPU (merging needs no accelerator)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, device_map=None)
+    return base_name, base, model, dtype
+
+
+def _tokenizer_with_template(config: ExportConfig, adapter_dir: Path, base_name: str, base: str, model):
+    """The run's tokenizer (else the base's) with the training template as its chat template."""
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base)
     template = _resolve_template(config, adapter_dir, base_name)
-    # un-quantized base in its own precision, on CPU (merging needs no accelerator)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, device_map=None)
     if template is not None:  # as in training: EOS = the template's first stop word where it says so
         from kit import templates
 
@@ -317,8 +350,16 @@ def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
             raise ExportError(f"template {template.name!r} adds tokens the base model has no embeddings for; "
                               "export from a training run that saved its tokenizer and resized embeddings")
         tokenizer.chat_template = template.to_jinja(tokenizer)
-    words, eos_ids = stop_words(template, tokenizer), stop_token_ids(template, tokenizer)
-    model = PeftModel.from_pretrained(model, str(adapter_dir)).eval()
+    return tokenizer, template
+
+
+def _merge_and_verify(model, config: ExportConfig, tokenizer, template, dtype):
+    """Fold the adapter in and compare merged with adapter logits. Returns (merged model, check dict
+    with diff, native, tolerance, check_dtype, dtype_name, adapter_logits, batch); raises when the
+    difference is above tolerance."""
+    from kit import models
+
+    dtype_name = str(dtype).replace("torch.", "")
     batch = prompt_batch(tokenizer, config.verify_prompts, template) if config.verify else []
     check_dtype = config.verify_dtype or ("float64" if models.count_parameters(model)["total"] < 1e9 else "native")
     check_dtype = dtype_name if check_dtype == "native" else check_dtype
@@ -334,12 +375,21 @@ def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
             raise ExportError(f"merged and adapter logits differ by up to {diff:.3e} (computed in {check_dtype}) on "
                               f"{list(config.verify_prompts)}; tolerance {tolerance:.0e} for {dtype_name}. "
                               "Nothing was written")
+    return merged, {"diff": diff, "native": native, "tolerance": tolerance, "check_dtype": check_dtype,
+                    "dtype_name": dtype_name, "adapter_logits": adapter_logits, "batch": batch}
 
+
+def _set_generation_config(merged, tokenizer, eos_ids: list[int]) -> None:
+    """Stop on every stop token of the template; pad with the tokenizer's pad (else the first stop)."""
     generation_config = merged.generation_config
     generation_config.eos_token_id = eos_ids if len(eos_ids) > 1 else eos_ids[0]
     generation_config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     merged.config.use_cache = True
 
+
+def _write_folder(export_dir: Path, merged, tokenizer, config: ExportConfig, template, words, check) -> float | None:
+    """Write shards, tokenizer, optional quantized copy and Modelfile into a temporary folder, then
+    move it to `export_dir`. Returns the quantized copy's logit difference (None without one)."""
     export_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}.partial-", dir=export_dir.parent))
     _follow_umask(tmp)  # mkdtemp makes it 0700; the export folder gets the usual permissions
@@ -351,8 +401,8 @@ def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
         merged.save_pretrained(tmp, max_shard_size=config.max_shard_size, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         if config.bnb_quantization_bit:
-            quantized_diff = _quantize_folder(tmp, config.bnb_quantization_bit, adapter_logits, batch,
-                                              config.max_shard_size)
+            quantized_diff = _quantize_folder(tmp, config.bnb_quantization_bit, check["adapter_logits"],
+                                              check["batch"], config.max_shard_size)
         if config.ollama_modelfile:
             (tmp / "Modelfile").write_text(ollama_modelfile(tokenizer, _default_system(template, tokenizer), words))
         if export_dir.exists():
@@ -361,13 +411,7 @@ def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    files = sorted(p.name for p in export_dir.iterdir())
-    return ExportReport(
-        export_dir=str(export_dir), base=str(base_name), template=getattr(template, "name", None), dtype=dtype_name,
-        files=files, shards=[f for f in files if f.endswith(".safetensors")], stop_words=words,
-        eos_token_id=eos_ids, max_abs_logit_diff=diff, tolerance=tolerance if diff is not None else None,
-        verify_dtype=check_dtype if diff is not None else None, max_abs_logit_diff_native=native,
-        quantization_bit=config.bnb_quantization_bit, quantized_max_abs_logit_diff=quantized_diff)
+    return quantized_diff
 
 
 def _quantize_folder(folder: Path, bits: int, adapter_logits, batch, max_shard_size: str) -> float | None:
