@@ -23,6 +23,7 @@ from kit.data.registry import DatasetAttr
 from kit.data.validate import DataError, RowIssue
 
 STAGES = ("pt", "sft", "rm", "dpo", "kto", "ppo", "grpo")  # grpo: the ppo row shape (prompt only)
+TRAIN_STAGES = ("sft", "pt", "rm", "dpo", "kto", "grpo")  # the training stages (LLaMA-Factory names): the one definition
 RANKING_STAGES = ("rm", "dpo")
 MEDIA = {"images": "<image>", "videos": "<video>", "audios": "<audio>"}
 USER_SIDE, ASSISTANT_SIDE = ("user", "observation"), ("assistant", "function")

@@ -22,7 +22,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-STAGES = ("sft", "pt", "rm", "dpo", "kto", "grpo")  # LLaMA-Factory's names; grpo is the kit's own
+from kit.data.formats import TRAIN_STAGES as STAGES  # LLaMA-Factory's names; grpo is the kit's own
 
 _REGISTRY: dict[str, Callable[["StageContext"], Any]] = {}
 

@@ -19,6 +19,7 @@ Not here: streaming corpora larger than memory, tokenizer training.
 """
 from __future__ import annotations
 
+from kit.templates.encode import IGNORE_INDEX
 from kit.train.context import StageContext, register_stage
 
 
@@ -94,7 +95,7 @@ def build_trainer(ctx: StageContext):
 
     train = pt_features(ctx.train_dataset, ctx)
     evaluation = pt_features(ctx.eval_dataset, ctx) if ctx.eval_dataset is not None else None
-    collator = DataCollatorForSeq2Seq(ctx.tokenizer, padding=True, label_pad_token_id=-100)
+    collator = DataCollatorForSeq2Seq(ctx.tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
     if ctx.config.neat_packing:
         from kit.train import accel
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import warnings
 
+from kit.templates.encode import IGNORE_INDEX
 from kit.train.context import StageContext, register_stage
-
-IGNORE_INDEX = -100
 
 
 def encode_rows(rows, tokenizer, template, config) -> dict:
