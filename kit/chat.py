@@ -221,12 +221,11 @@ class ChatSession:
         return kwargs
 
     def _run_generate(self, **kwargs):
-        import contextlib
-
         import torch
 
-        guard = self.model.disable_adapter() if self.disable_adapter else contextlib.nullcontext()
-        with guard, torch.no_grad():
+        from kit.scoring import adapter_disabled
+
+        with adapter_disabled(self.model, self.disable_adapter), torch.no_grad():
             return self.model.generate(**kwargs)
 
     def stream_messages(self, messages: list[dict], should_stop: Callable[[], bool] | None = None) -> Iterator[str]:

@@ -125,16 +125,6 @@ def split_answer(row: dict) -> tuple[list[dict], str]:
     return messages[:-1], messages[-1]["content"]
 
 
-def _adapter_guard(model, disable_adapter: bool):
-    import contextlib
-
-    if not disable_adapter:
-        return contextlib.nullcontext()
-    if not hasattr(model, "disable_adapter"):
-        raise ValueError("disable_adapter=True needs a peft.PeftModel")
-    return model.disable_adapter()
-
-
 def loss_and_perplexity(model, tokenizer, dataset, template, cutoff_len: int = 1024, batch_size: int = 4,
                         disable_adapter: bool = False) -> dict:
     """Token-weighted mean cross-entropy (nats per answer token) and perplexity = exp(loss).
@@ -142,9 +132,7 @@ def loss_and_perplexity(model, tokenizer, dataset, template, cutoff_len: int = 1
     Rows are encoded exactly as for training (kit.templates.encode: prompt tokens masked).
     Returns {"eval_loss", "perplexity", "num_tokens", "num_rows"}.
     """
-    import torch
-
-    from kit import templates
+    from kit import scoring, templates
 
     encoded = []
     for i, row in enumerate(_rows(dataset)):
@@ -153,21 +141,9 @@ def loss_and_perplexity(model, tokenizer, dataset, template, cutoff_len: int = 1
         if all(label == templates.IGNORE_INDEX for label in labels[1:]):
             raise ValueError(f"row {i}: no answer token left after cutoff_len={cutoff_len}; raise cutoff_len")
         encoded.append((ids, labels))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    total_nll, total_tokens = 0.0, 0
-    with torch.no_grad(), _adapter_guard(model, disable_adapter):
-        for start in range(0, len(encoded), batch_size):
-            chunk = encoded[start:start + batch_size]
-            width = max(len(ids) for ids, _ in chunk)
-            input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in chunk], device=model.device)
-            labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in chunk], device=model.device)
-            mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk], device=model.device)
-            logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
-            # token t predicts token t+1: shift by one, sum the negative log-likelihood of answer tokens
-            nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
-                                                    labels[:, 1:].reshape(-1), ignore_index=-100, reduction="sum")
-            total_nll += float(nll)
-            total_tokens += int((labels[:, 1:] != -100).sum())
+    total_nll, total_tokens = scoring.label_nll(
+        model, tokenizer, [{"input_ids": ids, "labels": labels} for ids, labels in encoded], batch_size,
+        disable_adapter)
     loss = total_nll / total_tokens
     return {"eval_loss": loss, "perplexity": math.exp(loss), "num_tokens": total_tokens, "num_rows": len(encoded)}
 

@@ -17,8 +17,9 @@ Not here: win rates judged by another model, reward-model calibration, sampling-
 """
 from __future__ import annotations
 
-import contextlib
 import math
+
+from kit import scoring
 
 # TRL 1.16 log keys -> our names (DPO/ORPO/CPO/KTO share rewards/*; RewardTrainer logs accuracy/margin)
 _PREF_KEYS = {
@@ -81,34 +82,11 @@ def plot_preference(log_history: list[dict], title: str = "preference training",
 
 # ----------------------------------------------------------------------------- on a model
 
-def _device(model):
-    return next(model.parameters()).device
-
-
-def _adapter_off(model, disable: bool):
-    return model.disable_adapter() if disable else contextlib.nullcontext()
-
-
-def _answer_logps(model, sequences: list[list[int]], starts: list[int], pad_id: int, batch_size: int,
+def _answer_logps(model, tokenizer, sequences: list[list[int]], starts: list[int], batch_size: int,
                   disable_adapter: bool = False) -> list[float]:
     """Sum of log p(token) over positions >= start of each sequence (the answer), in nats."""
-    import torch
-
-    out = []
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), _adapter_off(model, disable_adapter):
-        for i in range(0, len(sequences), batch_size):
-            batch, first = sequences[i:i + batch_size], starts[i:i + batch_size]
-            width = max(len(s) for s in batch)
-            ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in batch], device=_device(model))
-            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch], device=_device(model))
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
-            for row, (seq, start) in enumerate(zip(batch, first)):
-                out.append(float(logp[row, start - 1:len(seq) - 1].sum()))
-    model.train(was_training)
-    return out
+    logps = scoring.token_logps(model, tokenizer, sequences, batch_size, disable_adapter)
+    return [float(logp[start - 1:].sum()) for logp, start in zip(logps, starts)]
 
 
 def pair_logps(model, tokenizer, template, rows, cutoff_len: int = 1024, batch_size: int = 4,
@@ -119,8 +97,7 @@ def pair_logps(model, tokenizer, template, rows, cutoff_len: int = 1024, batch_s
 
     cols = encode_pairs(rows, tokenizer, template, cutoff_len, stage="diagnostics")
     starts = [len(p) for p in cols["prompt_ids"]]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return {side: _answer_logps(model, cols[f"{side}_input_ids"], starts, pad, batch_size, disable_adapter)
+    return {side: _answer_logps(model, tokenizer, cols[f"{side}_input_ids"], starts, batch_size, disable_adapter)
             for side in ("chosen", "rejected")}
 
 
@@ -170,31 +147,27 @@ def reference_kl(model, ref_model, tokenizer, template, rows, cutoff_len: int = 
         raise ValueError("reference_kl: ref_model=None needs a peft model (its adapter is switched off); "
                          "pass the reference model")
     cols = encode_pairs(rows, tokenizer, template, cutoff_len, stage="diagnostics")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(cols["chosen_input_ids"]), batch_size):
-            batch = cols["chosen_input_ids"][i:i + batch_size]
-            starts = [len(p) for p in cols["prompt_ids"][i:i + batch_size]]
-            width = max(len(s) for s in batch)
-            ids = torch.tensor([s + [pad] * (width - len(s)) for s in batch], device=_device(model))
-            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch], device=_device(model))
-            logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
-            if ref_model is None:
-                with model.disable_adapter():
-                    ref_logits = model(input_ids=ids, attention_mask=mask).logits
-            else:
-                ref_logits = ref_model(input_ids=ids.to(_device(ref_model)),
-                                       attention_mask=mask.to(_device(ref_model))).logits.to(logp.device)
-            ref_logp = torch.log_softmax(ref_logits.float(), -1)
-            kl = (logp.exp() * (logp - ref_logp)).sum(-1)  # (batch, seq): KL at each position
-            for row, (seq, start) in enumerate(zip(batch, starts)):
-                # positions start-1 .. len-2 predict the answer tokens
-                total += float(kl[row, start - 1:len(seq) - 1].sum())
-                count += len(seq) - start
-    model.train(was_training)
+    starts = [len(p) for p in cols["prompt_ids"]]
+    features = [{"input_ids": ids} for ids in cols["chosen_input_ids"]]
+    total, count, seen = 0.0, 0, 0
+    for batch, logits in scoring.batch_logits(model, tokenizer, features, batch_size):
+        logp = torch.log_softmax(logits, -1)
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        if ref_model is None:
+            with scoring.adapter_disabled(model):
+                ref_logits = model(input_ids=ids, attention_mask=mask).logits
+        else:
+            with scoring.eval_mode(ref_model):
+                ref_logits = ref_model(input_ids=ids.to(scoring.device_of(ref_model)),
+                                       attention_mask=mask.to(scoring.device_of(ref_model))).logits.to(logp.device)
+        ref_logp = torch.log_softmax(ref_logits.float(), -1)
+        kl = (logp.exp() * (logp - ref_logp)).sum(-1)  # (batch, seq): KL at each position
+        for row, n in enumerate(mask.sum(-1).tolist()):
+            start = starts[seen + row]
+            # positions start-1 .. len-2 predict the answer tokens
+            total += float(kl[row, start - 1:n - 1].sum())
+            count += n - start
+        seen += len(ids)
     return total / max(count, 1)
 
 
@@ -202,31 +175,13 @@ def token_nll(model, tokenizer, texts, cutoff_len: int = 1024, batch_size: int =
     """(summed next-token NLL in nats, number of predicted tokens) over `texts`, each encoded as the pt
     stage does (special tokens + text + EOS) and cut into windows of cutoff_len (no token skipped
     except the first of each window, which has no context)."""
-    import torch
-
     from kit import templates
 
     windows = []
     for text in texts:
         ids, _ = templates.encode_pretrain(tokenizer, text, cutoff_len=10**9)
         windows += [ids[i:i + cutoff_len] for i in range(0, len(ids), cutoff_len) if len(ids[i:i + cutoff_len]) > 1]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(windows), batch_size):
-            batch = windows[i:i + batch_size]
-            width = max(len(w) for w in batch)
-            ids = torch.tensor([w + [pad] * (width - len(w)) for w in batch], device=_device(model))
-            mask = torch.tensor([[1] * len(w) + [0] * (width - len(w)) for w in batch], device=_device(model))
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
-            nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
-            keep = mask[:, 1:].bool()
-            total += float(nll[keep].sum())
-            count += int(keep.sum())
-    model.train(was_training)
-    return total, count
+    return scoring.label_nll(model, tokenizer, [{"input_ids": w, "labels": w} for w in windows], batch_size)
 
 
 def perplexity(model, tokenizer, texts, cutoff_len: int = 1024, batch_size: int = 4) -> float:
@@ -244,29 +199,12 @@ def answer_perplexity(model, tokenizer, template, rows, cutoff_len: int = 1024, 
     """exp(NLL per token) of the *answers* of SFT-style rows (messages ending with the answer), each
     encoded with `template` as the sft stage encodes it: only the tokens with a label count. This is
     how well the model predicts chat answers in its own format (a check for forgetting after pt)."""
-    import torch
-
     from kit import templates
 
     encoded = [templates.encode(template, tokenizer, row["messages"], system=row.get("system") or None,
                                 tools=row.get("tools") or None, cutoff_len=cutoff_len) for row in rows]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(encoded), batch_size):
-            batch = encoded[i:i + batch_size]
-            width = max(len(ids) for ids, _ in batch)
-            ids = torch.tensor([s + [pad] * (width - len(s)) for s, _ in batch], device=_device(model))
-            labels = torch.tensor([l + [-100] * (width - len(l)) for _, l in batch], device=_device(model))
-            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s, _ in batch], device=_device(model))
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
-            nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:],
-                                                    ignore_index=-100, reduction="sum")
-            total += float(nll)
-            count += int((labels[:, 1:] != -100).sum())
-    model.train(was_training)
+    total, count = scoring.label_nll(model, tokenizer, [{"input_ids": ids, "labels": labels} for ids, labels in encoded],
+                                     batch_size)
     if count == 0:
         raise ValueError("answer_perplexity: no answer token to score (rows must end with an answer)")
     return math.exp(total / count)

@@ -159,19 +159,14 @@ def score(reward_model, tokenizer, template, conversations, system: str | None =
     as the rm stage encodes training pairs."""
     import torch
 
-    from kit import templates
+    from kit import scoring, templates
 
-    device = next(reward_model.parameters()).device
-    pad = tokenizer.pad_token_id
+    features = [{"input_ids": templates.encode(template, tokenizer, msgs, system=system, cutoff_len=cutoff_len)[0]}
+                for msgs in conversations]
     out: list[float] = []
-    for start in range(0, len(conversations), batch_size):
-        batch = [templates.encode(template, tokenizer, msgs, system=system, cutoff_len=cutoff_len)[0]
-                 for msgs in conversations[start:start + batch_size]]
-        width = max(len(ids) for ids in batch)
-        ids = torch.tensor([b + [pad] * (width - len(b)) for b in batch], device=device)
-        mask = torch.tensor([[1] * len(b) + [0] * (width - len(b)) for b in batch], device=device)
-        with torch.no_grad():
-            out += reward_model(input_ids=ids, attention_mask=mask).logits[:, 0].float().tolist()
+    with torch.no_grad():
+        for batch in scoring.padded_batches(tokenizer, features, batch_size, scoring.device_of(reward_model)):
+            out += reward_model(**batch).logits[:, 0].float().tolist()
     return out
 
 
