@@ -6,10 +6,11 @@
     export ...                                      merge a LoRA adapter and export (see --help)
     serve --model DIR [--port N]                    an OpenAI-style chat API on 127.0.0.1
     env                                             print what this machine has
+
+Every command's flags are dataclass fields parsed by transformers' HfArgumentParser (kit.cli).
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 
@@ -23,22 +24,17 @@ DELEGATED = {
 
 def _course(argv: list[str]) -> int:
     from kit import course
+    from kit.cli import dataclass_parser, parse
 
-    parser = argparse.ArgumentParser(prog="python -m kit course", description="Run every lesson headless.")
-    parser.add_argument("--quick", action="store_true", help="quick mode (KIT_QUICK=1): few steps, short sequences")
-    parser.add_argument("--out", default="build/course", help="output folder (default build/course)")
-    parser.add_argument("--only", nargs="*", help="run only lessons whose file name starts with these (e.g. 00 06)")
-    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
-    parser.add_argument("--student", metavar="DIR",
-                        help="write the student edition of every notebook (solutions and hidden tests removed) into DIR, run nothing")
-    args = parser.parse_args(argv)
+    parser = dataclass_parser("python -m kit course", "Run every lesson headless.", course.CourseArgs)
+    args, _, _ = parse(parser, argv)
     if args.student:
         from kit import assign
 
         written = assign.write_student_edition(args.student)
         print(f"student edition: {len(written)} notebooks -> {args.student}")
         return 0
-    results = course.run_course(quick=True if args.quick else None, out=args.out, only=args.only,
+    results = course.run_course(quick=True if args.quick else None, out=args.out, only=args.only or None,
                                 timeout=args.timeout)
     return 0 if all(r.ok for r in results) else 1
 

@@ -211,3 +211,14 @@ def format_summary(results: list[LessonResult]) -> str:
         if r.cell_source:
             lines += ["      | " + line for line in r.cell_source.splitlines()]
     return "\n".join(lines)
+
+
+@dataclass
+class CourseArgs:
+    """Flags of `python -m kit course` (one field = one flag; parsed by HfArgumentParser in kit.cli)."""
+
+    quick: bool = field(default=False, metadata={"help": "quick mode (KIT_QUICK=1): few steps, short sequences"})
+    out: str = field(default="build/course", metadata={"help": "output folder (default build/course)"})
+    only: list[str] = field(default_factory=list, metadata={"help": "run only lessons whose file name starts with these (e.g. 00 06)"})
+    timeout: int = field(default=1800, metadata={"help": "seconds allowed per cell"})
+    student: str | None = field(default=None, metadata={"help": "write the student edition of every notebook (solutions and hidden tests removed) into DIR, run nothing", "metavar": "DIR"})

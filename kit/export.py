@@ -28,7 +28,6 @@ Left out: GPTQ/AWQ quantization, pushing to a hub, GGUF conversion (Ollama impor
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -463,50 +462,50 @@ def reload_and_chat(export_dir, messages: list[dict] | str, max_new_tokens: int 
 
 # ------------------------------------------------------------------------------------------- CLI
 
+@dataclass
+class ExportCommand:
+    """Flags of `python -m kit export` besides ExportConfig's (one field = one flag)."""
+
+    adapter_name_or_path: str | None = field(default=None, metadata={"help": "the LoRA adapter folder"})
+    export_dir: str | None = field(default=None, metadata={"help": "where to write the merged model"})
+    no_modelfile: bool = field(default=False, metadata={"help": "do not write an Ollama Modelfile"})
+
+
+def _export_size(value: str) -> float | str:
+    """--export_size 1.5 (GB) or 200MB."""
+    return float(value) if value.replace(".", "", 1).isdigit() else value
+
+
 def cli_main(argv: list[str] | None = None) -> int:
     """`python -m kit export [merge.yaml] --adapter_name_or_path DIR --export_dir DIR [...]`.
 
     The YAML takes LLaMA-Factory's export keys (model_name_or_path, adapter_name_or_path, template,
-    export_dir, export_size; bnb_quantization_bit for a bitsandbytes copy); flags override it.
+    export_dir, export_size; bnb_quantization_bit for a bitsandbytes copy); flags override it. The flags are
+    the fields of ExportCommand and ExportConfig, parsed by HfArgumentParser (kit.cli).
     """
-    import yaml
+    from kit.cli import dataclass_parser, parse, read_yaml
 
-    parser = argparse.ArgumentParser(prog="python -m kit export", description="Merge a LoRA adapter into its base and export it.")
-    parser.add_argument("config", nargs="?", help="a LLaMA-Factory-style export YAML (optional)")
-    parser.add_argument("--adapter_name_or_path", help="the LoRA adapter folder")
-    parser.add_argument("--export_dir", help="where to write the merged model")
-    for f in fields(ExportConfig):
-        if f.name in ("verify_prompts", "verify", "overwrite", "ollama_modelfile"):
-            continue
-        kind = {"bnb_quantization_bit": int, "tolerance": float}.get(f.name, str)
-        parser.add_argument(f"--{f.name}", type=kind, default=None, help=f.metadata["help"])
-    parser.add_argument("--no_verify", action="store_true", help="skip the merged-vs-adapter logit check")
-    parser.add_argument("--no_modelfile", action="store_true", help="do not write an Ollama Modelfile")
-    parser.add_argument("--overwrite", action="store_true", help=ExportConfig.__dataclass_fields__["overwrite"].metadata["help"])
-    args = parser.parse_args(argv)
-
-    settings = {}
-    if args.config:
-        settings = yaml.safe_load(Path(args.config).read_text()) or {}
-    for key, value in vars(args).items():
-        if key != "config" and value not in (None, False):
-            settings[key] = value
-    adapter, export_dir = settings.pop("adapter_name_or_path", None), settings.pop("export_dir", None)
-    if not adapter or not export_dir:
+    parser = dataclass_parser("python -m kit export", "Merge a LoRA adapter into its base and export it.",
+                              ExportCommand, ExportConfig, types={"export_size": _export_size},
+                              positional=("config", "a LLaMA-Factory-style export YAML (optional)"))
+    # the positional YAML is read before the flags, so that flags override its keys
+    pre, _ = parser.parse_known_args(argv)
+    settings = read_yaml(pre.config) if pre.config else {}
+    if isinstance(settings.get("export_size"), str):
+        settings["export_size"] = _export_size(settings["export_size"])
+    command, config, _, unused = parse(parser, argv, settings)
+    if not command.adapter_name_or_path or not command.export_dir:
         parser.error("both adapter_name_or_path and export_dir are needed (flags or YAML keys)")
-    options = {k: v for k, v in settings.items() if k in ExportConfig.__dataclass_fields__}
-    if isinstance(options.get("export_size"), str) and options["export_size"].replace(".", "", 1).isdigit():
-        options["export_size"] = float(options["export_size"])
-    options["verify"] = not settings.get("no_verify", False)
-    options["ollama_modelfile"] = not settings.get("no_modelfile", False)
-    if settings.get("export_quantization_bit") is not None:
+    if command.no_modelfile:
+        config.ollama_modelfile = False
+    if unused.get("export_quantization_bit") is not None:
         parser.error(GPTQ_REFUSED)
-    ignored = sorted(set(settings) - set(options) - {"no_verify", "no_modelfile", "finetuning_type", "stage",
-                                                     "export_quantization_bit"})
+    ignored = sorted(set(unused) - {"finetuning_type", "stage", "export_quantization_bit"})
     if ignored:
         print(f"note: ignoring keys the kit's export does not use: {ignored}", file=sys.stderr)
+    options = {f.name: getattr(config, f.name) for f in fields(ExportConfig)}
     try:
-        print(merge_and_save(adapter, export_dir, **options))
+        print(merge_and_save(command.adapter_name_or_path, command.export_dir, **options))
     except (ExportError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

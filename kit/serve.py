@@ -587,9 +587,9 @@ class Server:
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
         import uvicorn
 
-        _check_host(host)
-        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._socket = bind(host, port)
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
         self._thread.start()
         deadline = time.time() + 60
         while not self._server.started:
@@ -597,7 +597,7 @@ class Server:
                 raise RuntimeError(f"the API server did not start on {host}:{port} (port in use?)")
             time.sleep(0.05)
         self.host = host
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.port = self._socket.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
 
     def stop(self, timeout: float = 30) -> None:
@@ -606,6 +606,7 @@ class Server:
             gate.shutdown.set()
         self._server.should_exit = True
         self._thread.join(timeout)
+        self._socket.close()
 
     def __enter__(self):
         return self
@@ -631,6 +632,23 @@ def start(model_dir=None, port: int = 0, backend: str = "auto", model=None, toke
         engine = make_backend(model_dir, backend)
     name = model_name or (Path(str(model_dir)).name if model_dir else "kit-model")
     return Server(create_app(engine, name, limits), port=port)
+
+
+def bind(host: str, port: int):
+    """A listening TCP socket on host:port (port 0: the OS picks a free one); uvicorn serves on it."""
+    import socket
+
+    _check_host(host)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror} (port in use? try --port 0)") from exc
+    sock.listen(128)
+    return sock
 
 
 def cli_main(argv: list[str] | None = None) -> int:
@@ -662,7 +680,7 @@ def cli_main(argv: list[str] | None = None) -> int:
     app = create_app(engine, args.model_name or Path(args.model).name, limits)
     # SIGTERM/Ctrl-C: every generation stops at its next token, open requests get their answer so far,
     # and connections still open after 3 s are closed (the process then exits)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=3)
+    config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     original_exit = server.handle_exit
 
@@ -671,14 +689,8 @@ def cli_main(argv: list[str] | None = None) -> int:
         original_exit(sig, frame)
 
     server.handle_exit = handle_exit
-    original_startup = server.startup
-
-    async def startup(sockets=None):  # print the real address once bound (port 0 picks a free one)
-        await original_startup(sockets=sockets)
-        if server.started:
-            port = server.servers[0].sockets[0].getsockname()[1]
-            print(f"kit serve: {engine.name} backend, model {args.model}, http://{args.host}:{port}/v1", flush=True)
-
-    server.startup = startup
-    server.run()
+    sock = bind(args.host, args.port)  # our own socket: the real port is known before uvicorn starts
+    port = sock.getsockname()[1]
+    print(f"kit serve: {engine.name} backend, model {args.model}, http://{args.host}:{port}/v1", flush=True)
+    server.run(sockets=[sock])
     return 0

@@ -1,40 +1,63 @@
-"""`python -m kit train CONFIG.yaml [--overwrite] [--resume] [--set key=value ...] [--preview]`.
+"""`python -m kit train CONFIG.yaml [--overwrite] [--resume] [--set key=value ...] [--key value ...] [--preview]`.
 
 Reads a LLaMA-Factory-style training YAML (LLaMA-Factory's own examples work; keys the kit does not
-use are listed in a warning), optionally overrides settings with --set, and trains with
-kit.train.run. --preview prints the equivalent llamafactory-cli command and exits.
+use are listed in a warning), optionally overrides settings with --set key=value or --key value, and
+trains with kit.train.run. The flags are the fields of TrainCommand, parsed by HfArgumentParser
+(kit.cli). --preview prints the equivalent llamafactory-cli command and exits.
 Exit status: 0 finished, 130 stopped early (a checkpoint was saved; rerun with --resume), 2 bad config.
 Not here: anything the Python API cannot do.
 """
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass, field
 
-import yaml
+
+@dataclass
+class TrainCommand:
+    """Flags of `python -m kit train` besides the YAML's settings (one field = one flag)."""
+
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing output_dir"})
+    resume: bool = field(default=False, metadata={"help": "continue from output_dir's last checkpoint"})
+    set: list[str] = field(default_factory=list, metadata={
+        "help": "override a setting, e.g. --set max_steps=10 (repeatable)", "action": "append", "metavar": "KEY=VALUE"})
+    preview: bool = field(default=False, metadata={"help": "print the llamafactory-cli command and exit"})
+
+
+def parser():
+    from kit.cli import dataclass_parser
+
+    return dataclass_parser("python -m kit train", "Train from a YAML config; any TrainConfig key can also be "
+                            "given as --key value (it overrides the YAML).", TrainCommand,
+                            positional=("config", "a training YAML (LLaMA-Factory's argument names)"))
+
+
+def read_config(config_path: str | None, overrides: dict):
+    """The TrainConfig of a YAML file (or none) plus overrides, through TrainConfig.from_dict."""
+    from kit.train.config import ConfigError, TrainConfig
+
+    if config_path is None and not overrides:
+        raise ConfigError("give a training YAML (python -m kit train CONFIG.yaml) or settings as --key value")
+    config = TrainConfig.from_yaml(config_path) if config_path else None
+    if overrides:
+        values = (config.to_dict() | {"extra": config.extra}) if config else {}
+        config = TrainConfig.from_dict(values | overrides, source=config_path or "command line")
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kit.train.config import ConfigError, TrainConfig
+    from kit.cli import key_values, parse
+    from kit.train.config import ConfigError
 
-    parser = argparse.ArgumentParser(prog="python -m kit train", description="Train from a YAML config.")
-    parser.add_argument("config", help="a training YAML (LLaMA-Factory's argument names)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output_dir")
-    parser.add_argument("--resume", action="store_true", help="continue from output_dir's last checkpoint")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting, e.g. --set max_steps=10 (repeatable)")
-    parser.add_argument("--preview", action="store_true", help="print the llamafactory-cli command and exit")
-    args = parser.parse_args(argv)
+    args, rest, _, remaining = parse(parser(), argv, remaining=True)
     try:
-        config = TrainConfig.from_yaml(args.config)
-        if args.set:
-            values = config.to_dict() | {"extra": config.extra}
-            for item in args.set:
-                key, sep, value = item.partition("=")
-                if not sep:
-                    raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-                values[key.strip()] = yaml.safe_load(value)
-            config = TrainConfig.from_dict(values, source=args.config)
+        overrides = key_values(remaining) | key_values([item for group in args.set for item in
+                                                        (group if isinstance(group, list) else [group])], flag="")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        config = read_config(rest.config, overrides)
         config.validate()
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -51,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(result)
     return 130 if result.interrupted else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
