@@ -24,26 +24,21 @@ from typing import Callable, Iterator
 
 @dataclass
 class SamplingParams:
-    """How tokens are picked. Names and defaults follow LLaMA-Factory's GeneratingArguments."""
+    """How tokens are picked. Names and defaults follow LLaMA-Factory's GeneratingArguments.
+    Allowed values are in each field's metadata (kit.settings); "slider" is the range a widget shows."""
 
     do_sample: bool = field(default=True, metadata={"help": "sample (True) or always take the most likely token (False, greedy)"})
-    temperature: float = field(default=0.95, metadata={"help": "divide logits by this before softmax; lower = more focused (0.01-2.0)"})
-    top_p: float = field(default=0.7, metadata={"help": "nucleus sampling: keep the smallest set of tokens whose probability adds up to top_p (0-1]"})
-    top_k: int = field(default=50, metadata={"help": "keep only the k most likely tokens before sampling (0 = no limit)"})
-    max_new_tokens: int = field(default=256, metadata={"help": "most tokens generated for one answer"})
-    repetition_penalty: float = field(default=1.0, metadata={"help": "> 1.0 makes already-used tokens less likely (1.0 = off)"})
+    temperature: float = field(default=0.95, metadata={"help": "divide logits by this before softmax; lower = more focused (0.01-2.0)", "gt": 0.0, "max": 2.0, "slider": (0.01, 2.0, 0.01)})
+    top_p: float = field(default=0.7, metadata={"help": "nucleus sampling: keep the smallest set of tokens whose probability adds up to top_p (0-1]", "gt": 0.0, "max": 1.0, "slider": (0.05, 1.0, 0.05)})
+    top_k: int = field(default=50, metadata={"help": "keep only the k most likely tokens before sampling (0 = no limit)", "min": 0, "integer": True, "slider": (0, 200, 1)})
+    max_new_tokens: int = field(default=256, metadata={"help": "most tokens generated for one answer", "min": 1, "integer": True, "slider": (1, 1024, 1)})
+    repetition_penalty: float = field(default=1.0, metadata={"help": "> 1.0 makes already-used tokens less likely (1.0 = off)", "gt": 0.0, "slider": (1.0, 2.0, 0.05)})
 
     def validate(self) -> "SamplingParams":
-        checks = [
-            ("temperature", 0.0 < self.temperature <= 2.0, "in (0, 2]"),
-            ("top_p", 0.0 < self.top_p <= 1.0, "in (0, 1]"),
-            ("top_k", self.top_k >= 0, ">= 0"),
-            ("max_new_tokens", self.max_new_tokens >= 1, ">= 1"),
-            ("repetition_penalty", self.repetition_penalty > 0.0, "> 0"),
-        ]
-        for name, ok, allowed in checks:
-            if not ok:
-                raise ValueError(f"SamplingParams.{name}={getattr(self, name)!r} is out of range; must be {allowed}")
+        """Each field against the range in its metadata (kit.settings)."""
+        from kit import settings
+
+        settings.check(self)
         return self
 
     def generate_kwargs(self) -> dict:

@@ -62,19 +62,24 @@ ADAM8_MIN_SIZE = 4096              # bitsandbytes keeps tensors with fewer value
 @dataclass
 class MemorySettings:
     """Everything besides the model that memory depends on. Names follow LLaMA-Factory's arguments."""
-    dtype: str = field(default="bfloat16", metadata={"help": "compute dtype: bfloat16, float16 or float32"})
-    quantization_bit: int | None = field(default=None, metadata={"help": "None, 8 (LLM.int8) or 4 (NF4) bitsandbytes weights"})
+    dtype: str = field(default="bfloat16", metadata={"help": "compute dtype: bfloat16, float16 or float32",
+                                                     "choices": ("bfloat16", "float16", "float32"),
+                                                     "aliases": {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}})
+    quantization_bit: int | None = field(default=None, metadata={"help": "None, 8 (LLM.int8) or 4 (NF4) bitsandbytes weights",
+                                                                 "choices": (None, 8, 4)})
     double_quantization: bool = field(default=True, metadata={"help": "quantize the 4-bit absmax constants again (QLoRA)"})
-    batch_size: int = field(default=1, metadata={"help": "sequences per step (per_device_train_batch_size)"})
-    seq_len: int = field(default=1024, metadata={"help": "tokens per sequence (cutoff_len); context length for inference"})
+    batch_size: int = field(default=1, metadata={"help": "sequences per step (per_device_train_batch_size)", "min": 1, "integer": True})
+    seq_len: int = field(default=1024, metadata={"help": "tokens per sequence (cutoff_len); context length for inference", "min": 1, "integer": True})
     gradient_checkpointing: bool = field(default=True, metadata={"help": "recompute each layer in backward (LLaMA-Factory default on)"})
-    optimizer: str = field(default="adamw_torch", metadata={"help": "adamw_torch or adamw_8bit (bitsandbytes)"})
-    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa (flash kernel, no seq x seq matrix) or eager"})
-    lora_rank: int = field(default=8, metadata={"help": "LoRA rank r"})
+    optimizer: str = field(default="adamw_torch", metadata={"help": "adamw_torch or adamw_8bit (bitsandbytes)",
+                                                           "choices": OPTIMIZERS})
+    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa (flash kernel, no seq x seq matrix) or eager",
+                                                               "choices": ("sdpa", "eager", "flash_attention_2")})
+    lora_rank: int = field(default=8, metadata={"help": "LoRA rank r", "min": 1, "integer": True})
     lora_target: str | tuple = field(default="all", metadata={"help": "'all' linear layers or a list such as ['q_proj', 'v_proj']"})
-    freeze_trainable_layers: int = field(default=2, metadata={"help": "freeze: how many last layers train"})
+    freeze_trainable_layers: int = field(default=2, metadata={"help": "freeze: how many last layers train", "min": 1, "integer": True})
     pure_bf16: bool = field(default=False, metadata={"help": "full: keep weights, grads and Adam states in bf16 (no fp32 master)"})
-    max_new_tokens: int = field(default=0, metadata={"help": "inference: generated tokens added to the KV cache"})
+    max_new_tokens: int = field(default=0, metadata={"help": "inference: generated tokens added to the KV cache", "min": 0, "integer": True})
     enable_liger_kernel: bool = field(default=False, metadata={"help": "Liger kernels: fused linear cross-entropy (no logits tensor), RMSNorm, SwiGLU"})
     neat_packing: bool = field(default=False, metadata={"help": "neat packing: a [batch, 1, seq, seq] block-diagonal mask rides along"})
     packing: bool = field(default=False, metadata={"help": "greedy packing: rows are full cutoff_len (seq_len is then exact); no extra memory"})
@@ -82,26 +87,14 @@ class MemorySettings:
     attention_mask: bool = field(default=False, metadata={"help": "batches carry an attention mask (padding, neat packing): SDPA repeats grouped K/V heads and keeps a float mask"})
 
     def validate(self) -> "MemorySettings":
-        def bad(name, value, allowed):
-            raise ValueError(f"setting {name}={value!r} is not allowed; expected {allowed}")
+        """Each field against its metadata (kit.settings), then lora_target's names."""
+        from kit import settings
 
-        if self.dtype not in DTYPE_BYTES:
-            bad("dtype", self.dtype, "bfloat16, float16 or float32")
-        if self.quantization_bit not in (None, 4, 8):
-            bad("quantization_bit", self.quantization_bit, "None, 8 or 4")
-        for name in ("batch_size", "seq_len", "lora_rank"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                bad(name, getattr(self, name), "an integer >= 1")
-        if self.optimizer not in OPTIMIZERS:
-            bad("optimizer", self.optimizer, "adamw_torch or adamw_8bit")
-        if self.attn_implementation not in ("sdpa", "eager", "flash_attention_2"):
-            bad("attn_implementation", self.attn_implementation, "sdpa, eager or flash_attention_2")
-        targets = self.targets()
-        unknown = [t for t in targets if t not in LORA_TARGETS_ALL]
+        settings.check(self)
+        unknown = [t for t in self.targets() if t not in LORA_TARGETS_ALL]
         if unknown:
-            bad("lora_target", self.lora_target, f"'all' or names from {', '.join(LORA_TARGETS_ALL)}")
-        if self.freeze_trainable_layers < 1:
-            bad("freeze_trainable_layers", self.freeze_trainable_layers, "an integer >= 1")
+            raise ValueError(f"MemorySettings.lora_target={self.lora_target!r} is not allowed; expected 'all' or "
+                             f"names from {', '.join(LORA_TARGETS_ALL)}")
         return self
 
     def targets(self) -> tuple[str, ...]:

@@ -16,9 +16,6 @@ import ipywidgets as widgets
 
 from kit.chat import ChatSession, SamplingParams
 
-# slider ranges per field: (min, max, step)
-_RANGES = {"temperature": (0.01, 2.0, 0.01), "top_p": (0.05, 1.0, 0.05), "top_k": (0, 200, 1),
-           "max_new_tokens": (1, 1024, 1), "repetition_penalty": (1.0, 2.0, 0.05)}
 _COLORS = {"user": "#e8f0fe", "assistant": "#f1f3f4", "function": "#fef7e0", "observation": "#e6f4ea"}
 
 
@@ -39,7 +36,7 @@ def _control(f):
                   style={"description_width": "140px"})
     if isinstance(value, bool):
         return widgets.Checkbox(**common)
-    low, high, step = _RANGES[f.name]
+    low, high, step = f.metadata["slider"]  # SamplingParams' field metadata
     if isinstance(value, int):
         return widgets.IntSlider(min=low, max=high, step=step, **common)
     return widgets.FloatSlider(min=low, max=high, step=step, **common)

@@ -14,7 +14,8 @@ from dataclasses import fields
 import ipywidgets as widgets
 from kit.plots import Figure
 
-from kit.memory import COMPONENTS, GIB, Breakdown, MemorySettings, compare, estimate, names
+from kit.memory import COMPONENTS, GIB, Breakdown, MemorySettings, compare, names
+from kit.settings import bounds, choices
 
 COLOURS = {
     "weights": "#4c72b0", "quant_constants": "#8c8c8c", "trainable": "#55a868", "weight_copies": "#64b5cd",
@@ -69,20 +70,18 @@ def _control(f):
     """A widget for one MemorySettings field, labelled by its name, with its help text as tooltip."""
     help_text = f.metadata.get("help", "")
     style = {"description_width": "170px"}
+    options = choices(f)  # allowed values live in MemorySettings' field metadata
     if f.name == "quantization_bit":
-        w = widgets.Dropdown(options=[("none", None), ("8-bit", 8), ("4-bit", 4)], value=f.default)
-    elif f.name == "optimizer":
-        w = widgets.Dropdown(options=["adamw_torch", "adamw_8bit"], value=f.default)
-    elif f.name == "attn_implementation":
-        w = widgets.Dropdown(options=["sdpa", "eager"], value=f.default)
-    elif f.name == "dtype":
-        w = widgets.Dropdown(options=["bfloat16", "float16", "float32"], value=f.default)
+        w = widgets.Dropdown(options=[("none" if v is None else f"{v}-bit", v) for v in options], value=f.default)
+    elif options is not None:
+        w = widgets.Dropdown(options=list(options), value=f.default)
     elif f.name == "lora_target":
         w = widgets.Text(value=f.default)
     elif isinstance(f.default, bool):
         w = widgets.Checkbox(value=f.default, indent=False)
     else:
-        w = widgets.BoundedIntText(value=f.default, min=0 if f.name == "max_new_tokens" else 1, max=1 << 20)
+        low, high = bounds(f)
+        w = widgets.BoundedIntText(value=f.default, min=low, max=high if high is not None else 1 << 20)
     w.description = f.name
     w.description_tooltip = help_text
     w.tooltip = help_text
@@ -119,32 +118,23 @@ class MemoryPanel(widgets.VBox):
         self.update()
 
     def settings(self) -> dict:
-        values = {name: w.value for name, w in self.controls.items()}
-        if self.method.value != "inference":
-            values.pop("max_new_tokens")
-        if self.method.value in ("full", "freeze"):
-            values["quantization_bit"] = None
-        return values
+        return compare.settings_for_method(self.method.value, {name: w.value for name, w in self.controls.items()})
 
     def update(self) -> None:
         settings = self.settings()
         try:
-            b = estimate(self.model.value, self.method.value, **settings)
+            view = compare.panel_view(self.model.value, self.method.value, self.budget.value, settings)
         except (ValueError, TypeError) as exc:
             self.summary.value = f"<span style='color:#c00'>{html.escape(str(exc))}</span>"
             return
-        self.result = b
-        self.verdicts = compare.fit_verdicts(b, self.budget.value)
-        self.largest = {vary: compare.largest_fitting(self.model.value, self.method.value, self.budget.value,
-                                                      vary=vary, **{k: v for k, v in settings.items() if k != vary})
-                        for vary in ("batch_size", "seq_len")}
+        b = self.result = view["breakdown"]
+        self.verdicts, self.largest = view["verdicts"], view["largest"]
         self.summary.value = (f"<b>{b.total_gib:.2f} GiB</b> at the peak ({html.escape(b.peak_at)}), "
                               f"{b.trainable_params:,} trainable parameters. Within {self.budget.value:g} GiB: "
                               f"batch_size up to <b>{self.largest['batch_size']}</b> at seq_len {settings['seq_len']}, "
                               f"seq_len up to <b>{self.largest['seq_len']}</b> at batch_size {settings['batch_size']}.")
         self.verdict_html.value = verdicts_html(self.verdicts)
-        train_settings = {k: v for k, v in settings.items() if k not in ("max_new_tokens",)}
-        self.comparison = compare.compare_methods(self.model.value, **train_settings)
+        self.comparison = view["comparison"]
         self.comparison_html.value = table_html(self.comparison, ["method", "total_gib", "trainable_params", "weights",
                                                                   "optimizer_states", "activations", "logits_loss"])
         self.figure = breakdown_figure(b, budget_gib=self.budget.value)
