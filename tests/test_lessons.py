@@ -20,6 +20,24 @@ COURSE_MAP = [
 INSTALL_CELL = (env.repo_root() / "docs" / "install_cell.txt").read_text().strip()
 
 
+def _has_assert(source: str) -> bool:
+    """True when the cell's code holds an assert statement (not merely the word "assert" or "check")."""
+    import ast
+
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    try:
+        return any(isinstance(node, ast.Assert) for node in ast.walk(ast.parse(code)))
+    except SyntaxError:
+        return False
+
+
+def test_exercise_check_rule_needs_a_real_assert():
+    assert _has_assert("x = 1\nassert x == 1, 'try again'")
+    assert _has_assert("%time y = 2\nif True:\n    assert y")
+    assert not _has_assert("# check your answer\nprint('assert it yourself')")
+    assert not _has_assert("check = 3")
+
+
 def test_course_map_is_complete_and_ordered():
     assert [p.stem for p in course.lessons()] == COURSE_MAP
 
@@ -36,7 +54,7 @@ def test_lesson_conventions(name):
     assert "exercise" in markdown, "the lesson must end with exercises"
     exercise_start = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "exercise" in c.source.lower())
     checks = [c.source for c in nb.cells[exercise_start:] if c.cell_type == "code"]
-    assert any("assert" in s or "check" in s for s in checks), "exercises must be checked by a cell"
+    assert any(_has_assert(s) for s in checks), "exercises must be checked by a cell with an assert statement"
     assert not any("sys.path" in c.source for c in code[1:]), "no sys.path hacks outside the install cell"
     for index, cell in enumerate(code):
         assert not cell.outputs and cell.execution_count is None, f"cell {index} has outputs"

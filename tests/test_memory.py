@@ -84,10 +84,13 @@ def test_methods_order_and_components():
     assert full.total > lora.total > q8.total > q4.total
     assert full.optimizer_states == 8 * ARCHITECTURES["Qwen2.5-7B"].num_params()  # fp32 exp_avg + exp_avg_sq
     assert q4.quant_constants > 0 and lora.quant_constants == 0
-    # embeddings and lm_head stay 16-bit under bitsandbytes: 4-bit weights are far above params / 2
-    arch = ARCHITECTURES["Qwen2.5-7B"]
-    assert q4.weights == arch.layer_linear_params() * arch.num_hidden_layers // 2 + 2 * (
-        arch.num_params() - arch.layer_linear_params() * arch.num_hidden_layers)
+    # embeddings and lm_head stay 16-bit under bitsandbytes: 4-bit weights are far above params / 2.
+    # Worked from Qwen2.5-7B's config.json (hidden 3584, 4 KV heads x 128 = 512, intermediate 18944,
+    # 28 layers, vocab 152064, untied lm_head), not from the code under test:
+    linear = 28 * (2 * 3584 * 3584 + 2 * 3584 * 512 + 3 * 3584 * 18944)      # q,o + k,v + gate,up,down
+    rest = 2 * 152064 * 3584 + 3584 * (2 * 28 + 1) + 28 * (3584 + 512 + 512)  # embed+lm_head, norms, qkv bias
+    assert linear + rest == 7_615_616_512 == ARCHITECTURES["Qwen2.5-7B"].num_params()  # the model card's 7.62B
+    assert q4.weights == linear // 2 + 2 * rest == 5_443_300_352                  # 0.5 byte vs 2 bytes each
     assert q4.total == pytest.approx(memory.estimate("Qwen2.5-7B", "lora", quantization_bit=4, **kw).total)
 
 

@@ -232,10 +232,54 @@ def test_dpo_reference_free_losses(tmp_path, pref_loss):
     assert len(curves["margin"]) >= 3 and all(math.isfinite(m) for m in curves["margin"])
 
 
+def _tiny_causal_lm():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                        num_attention_heads=2, num_key_value_heads=2))
+
+
+def test_reference_model_is_a_frozen_copy_for_full_finetuning():
+    import types
+
+    import torch
+
+    model = _tiny_causal_lm()
+    ctx = types.SimpleNamespace(config=types.SimpleNamespace(), model=model, ref_model=None)
+    ref = dpo.reference_model(ctx)
+    assert ref is not model and not ref.training
+    assert not any(p.requires_grad for p in ref.parameters()) and all(p.requires_grad for p in model.parameters())
+    with torch.no_grad():  # "training" the policy must not move the reference
+        model.lm_head.weight.add_(1.0)
+    assert not torch.equal(ref.lm_head.weight, model.lm_head.weight)
+    torch.testing.assert_close(ref.lm_head.weight + 1.0, model.lm_head.weight)
+    given = _tiny_causal_lm()
+    assert dpo.reference_model(types.SimpleNamespace(config=ctx.config, model=model, ref_model=given)) is given
+
+
 @pytest.mark.slow
-def test_dpo_full_finetuning_with_frozen_copy_as_reference(tmp_path):
+def test_dpo_full_finetuning_with_frozen_copy_as_reference(tmp_path, monkeypatch, builtin):
+    import torch
+
+    seen = {}
+    original = dpo.reference_model
+
+    def spy(ctx):
+        seen["ref"], seen["policy"] = original(ctx), ctx.model
+        return seen["ref"]
+
+    monkeypatch.setattr(dpo, "reference_model", spy)
     run(make_config("dpo", tmp_path, "dpo_en_demo", finetuning_type="full", learning_rate=1e-5,
                     pref_loss="hinge"))
+    ref, policy = seen["ref"], seen["policy"]
+    assert ref is not policy and not any(p.requires_grad for p in ref.parameters())
+    base = dict(builtin[0].named_parameters())
+    ref_params, policy_params = dict(ref.named_parameters()), dict(policy.named_parameters())
+    name = "model.layers.0.mlp.down_proj.weight"
+    assert torch.equal(ref_params[name].float().cpu(), base[name])          # the reference stayed the base
+    assert not torch.equal(policy_params[name].float().cpu(), base[name])   # while the policy trained
 
 
 @pytest.mark.slow
