@@ -164,8 +164,7 @@ class ModelName:
             lines.append(f"size       {self.params}: {self._size_text()}")
         else:
             lines.append("size       not in the name (see the model card)")
-        for kind in self.kinds:
-            lines.append(f"kind       {kind}: {MEANINGS.get(kind, kind)}")
+        lines += _tagged("kind", self.kinds, lambda tag: MEANINGS.get(tag, tag))
         if not self.kinds:
             lines.append("kind       no Base/Chat/Instruct tag: often a base model, but check the model card "
                          "(Qwen3-8B, for one, is the post-trained model)")
@@ -176,23 +175,19 @@ class ModelName:
                          f"architecture and tokenizer, trained on answers written by {self.family}")
         elif self.base:
             lines.append(f"built on   {self.base} (another model named inside this one)")
-        for tag in self.modality:
-            lines.append(f"modality   {tag}: {MEANINGS[tag]}")
+        lines += _tagged("modality", self.modality, MEANINGS.__getitem__)
         if self.moe:
             lines.append(f"MoE        {MEANINGS['MoE']}")
-        for tag in self.weight_format:
-            lines.append(f"weights    {tag}: {MEANINGS.get(tag, tag)}")
+        lines += _tagged("weights", self.weight_format, lambda tag: MEANINGS.get(tag, tag))
         if self.bits and self.params_billion:
             lines.append(f"           ≈ {self.weight_gib():.1f} GiB of weights at {self.bits} bits "
                          f"(vs {self.weight_gib(16):.1f} GiB in 16-bit)")
-        for tag in self.variant:
-            lines.append(f"variant    {tag}: {MEANINGS.get(tag, 'a size/edition label of the line')}")
-        for tag in self.domain:
-            lines.append(f"domain     {tag}: {MEANINGS[tag]}")
+        lines += _tagged("variant", self.variant, lambda tag: MEANINGS.get(tag, "a size/edition label of the line"))
+        lines += _tagged("domain", self.domain, MEANINGS.__getitem__)
         if self.context:
             lines.append(f"context    {self.context} tokens of context")
-        for tag in self.other:
-            lines.append(f"also       {tag}: {MEANINGS.get(tag, 'GGUF quantization type' if _GGUF_QUANT.match(tag) else tag)}")
+        lines += _tagged("also", self.other,
+                         lambda tag: MEANINGS.get(tag, "GGUF quantization type" if _GGUF_QUANT.match(tag) else tag))
         if self.unknown:
             lines.append(f"not read   {', '.join(self.unknown)} (unknown tags: look them up on the model card)")
         return "\n".join(lines)
@@ -210,6 +205,11 @@ class ModelName:
         if self.active_params_billion is not None:
             parts.append(f"{_fmt(self.active_params_billion)}B active per token (A = active)")
         return "; ".join(parts)
+
+
+def _tagged(label: str, tags, meaning) -> list[str]:
+    """One explain() line per tag: "label      tag: meaning(tag)"."""
+    return [f"{label:<11}{tag}: {meaning(tag)}" for tag in tags]
 
 
 def _fmt(x: float) -> str:
