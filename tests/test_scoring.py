@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from kit import evaluate, scoring, templates
-from kit.train import diagnostics
+from kit.train import diagnostics, dpo
 
 ROWS = [
     {"messages": [{"role": "user", "content": "What is the capital of France?"},
@@ -85,3 +85,27 @@ def test_adapter_disabled_needs_an_adapter_and_restores_training_flag(builtin):
         assert model.training
     finally:
         model.eval()
+
+
+def test_pair_logps_and_reference_kl_use_the_same_scores(builtin):
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    model, tok = builtin
+    rows = [{"messages": [{"role": "user", "content": "Name a colour."}], "system": "",
+             "chosen": {"role": "assistant", "content": "Blue."},
+             "rejected": {"role": "assistant", "content": "I will not answer that question."}}]
+    logps = diagnostics.pair_logps(model, tok, "smollm2", rows, batch_size=2)
+    cols = dpo.encode_pairs(rows, tok, "smollm2", 1024, stage="diagnostics")
+    start = len(cols["prompt_ids"][0])
+    expected = float(_reference_logps(model, cols["chosen_input_ids"][0])[start - 1:].sum())
+    assert logps["chosen"][0] == pytest.approx(expected, rel=1e-4) and logps["chosen"][0] < 0
+    peft = get_peft_model(copy.deepcopy(model), LoraConfig(r=2, target_modules=["q_proj"]))
+    assert diagnostics.reference_kl(peft, None, tok, "smollm2", rows) == pytest.approx(0.0, abs=1e-6)  # B = 0
+    for name, param in peft.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0, 0.5)
+    assert diagnostics.reference_kl(peft, None, tok, "smollm2", rows) > 1e-4
+    assert diagnostics.reference_kl(peft, model, tok, "smollm2", rows) == pytest.approx(
+        diagnostics.reference_kl(peft, None, tok, "smollm2", rows), rel=1e-4)
