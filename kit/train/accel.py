@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import importlib.util
 
+from kit.templates.encode import IGNORE_INDEX
 from kit.train.config import ConfigError
-
-IGNORE_INDEX = -100
 
 
 # ------------------------------------------------------------------------------- Liger
@@ -194,3 +193,16 @@ class NeatPackingCollator:
             return batch  # transformers finds the example boundaries from the restarting position ids
         batch["attention_mask"] = block_diagonal_mask(segs, None if self.attn != "eager" else torch.float32)
         return batch
+
+
+def causal_lm_trainer(ctx, train, evaluation):
+    """A transformers Trainer for token-level stages (sft, pt): batches padded by
+    DataCollatorForSeq2Seq (labels with IGNORE_INDEX), or by NeatPackingCollator when neat_packing."""
+    from transformers import DataCollatorForSeq2Seq, Trainer
+
+    collator = DataCollatorForSeq2Seq(ctx.tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
+    if ctx.config.neat_packing:
+        collator = NeatPackingCollator(ctx.tokenizer, getattr(ctx.model.config, "_attn_implementation", None))
+    return Trainer(model=ctx.model, args=ctx.make_training_arguments(), train_dataset=train,
+                   eval_dataset=evaluation, data_collator=collator, processing_class=ctx.tokenizer,
+                   callbacks=ctx.callbacks)

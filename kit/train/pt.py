@@ -19,7 +19,6 @@ Not here: streaming corpora larger than memory, tokenizer training.
 """
 from __future__ import annotations
 
-from kit.templates.encode import IGNORE_INDEX
 from kit.train.context import StageContext, register_stage
 
 
@@ -91,18 +90,11 @@ def pt_features(rows, ctx: StageContext):
 
 
 def build_trainer(ctx: StageContext):
-    from transformers import DataCollatorForSeq2Seq, Trainer
+    from kit.train import accel
 
     train = pt_features(ctx.train_dataset, ctx)
     evaluation = pt_features(ctx.eval_dataset, ctx) if ctx.eval_dataset is not None else None
-    collator = DataCollatorForSeq2Seq(ctx.tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
-    if ctx.config.neat_packing:
-        from kit.train import accel
-
-        collator = accel.NeatPackingCollator(ctx.tokenizer, getattr(ctx.model.config, "_attn_implementation", None))
-    return Trainer(model=ctx.model, args=ctx.make_training_arguments(), train_dataset=train,
-                   eval_dataset=evaluation, data_collator=collator, processing_class=ctx.tokenizer,
-                   callbacks=ctx.callbacks)
+    return accel.causal_lm_trainer(ctx, train, evaluation)
 
 
 register_stage("pt", build_trainer)
