@@ -29,11 +29,11 @@ from typing import Any
 
 import yaml
 
+from kit.data.formats import TRAIN_STAGES as STAGES
+
 PPO_REFUSED = ("stage 'ppo' is LLaMA-Factory's PPO (a value model next to the policy), which this kit does not "
                "have; its online RL stage is 'grpo' (GRPO: several answers per prompt, no value model). "
                "Set stage: grpo to run that, knowing it is a different algorithm")
-from kit.data.formats import TRAIN_STAGES as STAGES
-
 BUILTIN_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what LLaMA-Factory needs for our built-in model
 
 # LLaMA-Factory / transformers keys renamed over the years -> today's name
