@@ -62,29 +62,29 @@ ADAM8_MIN_SIZE = 4096              # bitsandbytes keeps tensors with fewer value
 @dataclass
 class MemorySettings:
     """Everything besides the model that memory depends on. Names follow LLaMA-Factory's arguments."""
-    dtype: str = field(default="bfloat16", metadata={"help": "compute dtype: bfloat16, float16 or float32",
+    dtype: str = field(default="bfloat16", metadata={"help": "compute dtype: bfloat16, float16 or float32", "help_zh": "计算精度：bfloat16、float16 或 float32", "label_zh": "计算精度",
                                                      "choices": ("bfloat16", "float16", "float32"),
                                                      "aliases": {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}})
-    quantization_bit: int | None = field(default=None, metadata={"help": "None, 8 (LLM.int8) or 4 (NF4) bitsandbytes weights",
+    quantization_bit: int | None = field(default=None, metadata={"help": "None, 8 (LLM.int8) or 4 (NF4) bitsandbytes weights", "help_zh": "None（不量化）、8（LLM.int8）或 4（NF4）位 bitsandbytes 权重", "label_zh": "量化等级",
                                                                  "choices": (None, 8, 4)})
-    double_quantization: bool = field(default=True, metadata={"help": "quantize the 4-bit absmax constants again (QLoRA)"})
-    batch_size: int = field(default=1, metadata={"help": "sequences per step (per_device_train_batch_size)", "min": 1, "integer": True})
-    seq_len: int = field(default=1024, metadata={"help": "tokens per sequence (cutoff_len); context length for inference", "min": 1, "integer": True})
-    gradient_checkpointing: bool = field(default=True, metadata={"help": "recompute each layer in backward (LLaMA-Factory default on)"})
-    optimizer: str = field(default="adamw_torch", metadata={"help": "adamw_torch or adamw_8bit (bitsandbytes)",
+    double_quantization: bool = field(default=True, metadata={"help": "quantize the 4-bit absmax constants again (QLoRA)", "help_zh": "对 4 位量化的 absmax 常数再量化一次（QLoRA 的双重量化）", "label_zh": "双重量化"})
+    batch_size: int = field(default=1, metadata={"help": "sequences per step (per_device_train_batch_size)", "help_zh": "每步的序列数（per_device_train_batch_size）", "label_zh": "批处理大小", "min": 1, "integer": True})
+    seq_len: int = field(default=1024, metadata={"help": "tokens per sequence (cutoff_len); context length for inference", "help_zh": "每条序列的 token 数（cutoff_len）；推理时为上下文长度", "label_zh": "序列长度", "min": 1, "integer": True})
+    gradient_checkpointing: bool = field(default=True, metadata={"help": "recompute each layer in backward (LLaMA-Factory default on)", "help_zh": "反向传播时重算每一层以节省显存（LLaMA-Factory 默认开启）", "label_zh": "梯度检查点"})
+    optimizer: str = field(default="adamw_torch", metadata={"help": "adamw_torch or adamw_8bit (bitsandbytes)", "help_zh": "adamw_torch 或 adamw_8bit（bitsandbytes 8 位优化器）", "label_zh": "优化器",
                                                            "choices": OPTIMIZERS})
-    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa (flash kernel, no seq x seq matrix) or eager",
+    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa (flash kernel, no seq x seq matrix) or eager", "help_zh": "sdpa（flash 内核，不存 序列×序列 矩阵）或 eager", "label_zh": "注意力实现",
                                                                "choices": ("sdpa", "eager", "flash_attention_2")})
-    lora_rank: int = field(default=8, metadata={"help": "LoRA rank r", "min": 1, "integer": True})
-    lora_target: str | tuple = field(default="all", metadata={"help": "'all' linear layers or a list such as ['q_proj', 'v_proj']"})
-    freeze_trainable_layers: int = field(default=2, metadata={"help": "freeze: how many last layers train", "min": 1, "integer": True})
-    pure_bf16: bool = field(default=False, metadata={"help": "full: keep weights, grads and Adam states in bf16 (no fp32 master)"})
-    max_new_tokens: int = field(default=0, metadata={"help": "inference: generated tokens added to the KV cache", "min": 0, "integer": True})
-    enable_liger_kernel: bool = field(default=False, metadata={"help": "Liger kernels: fused linear cross-entropy (no logits tensor), RMSNorm, SwiGLU"})
-    neat_packing: bool = field(default=False, metadata={"help": "neat packing: a [batch, 1, seq, seq] block-diagonal mask rides along"})
-    packing: bool = field(default=False, metadata={"help": "greedy packing: rows are full cutoff_len (seq_len is then exact); no extra memory"})
-    use_reentrant_gc: bool = field(default=True, metadata={"help": "reentrant checkpointing (LLaMA-Factory default); same memory in this model"})
-    attention_mask: bool = field(default=False, metadata={"help": "batches carry an attention mask (padding, neat packing): SDPA repeats grouped K/V heads and keeps a float mask"})
+    lora_rank: int = field(default=8, metadata={"help": "LoRA rank r", "help_zh": "LoRA 秩 r", "label_zh": "LoRA 秩", "min": 1, "integer": True})
+    lora_target: str | tuple = field(default="all", metadata={"help": "'all' linear layers or a list such as ['q_proj', 'v_proj']", "help_zh": "'all' 表示所有线性层，或如 q_proj,v_proj 的模块列表", "label_zh": "LoRA 作用模块"})
+    freeze_trainable_layers: int = field(default=2, metadata={"help": "freeze: how many last layers train", "help_zh": "部分参数微调：训练最后几层", "label_zh": "可训练层数", "min": 1, "integer": True})
+    pure_bf16: bool = field(default=False, metadata={"help": "full: keep weights, grads and Adam states in bf16 (no fp32 master)", "help_zh": "全参数：权重、梯度和 Adam 状态都用 bf16（无 fp32 主权重）", "label_zh": "纯 bf16"})
+    max_new_tokens: int = field(default=0, metadata={"help": "inference: generated tokens added to the KV cache", "help_zh": "推理：生成的 token 数，计入 KV 缓存", "label_zh": "最大生成长度", "min": 0, "integer": True})
+    enable_liger_kernel: bool = field(default=False, metadata={"help": "Liger kernels: fused linear cross-entropy (no logits tensor), RMSNorm, SwiGLU", "help_zh": "Liger 内核：融合线性层与交叉熵（不存 logits 张量）、RMSNorm、SwiGLU", "label_zh": "Liger 内核"})
+    neat_packing: bool = field(default=False, metadata={"help": "neat packing: a [batch, 1, seq, seq] block-diagonal mask rides along", "help_zh": "无污染打包：附带一个 [batch, 1, seq, seq] 的块对角注意力掩码", "label_zh": "无污染打包"})
+    packing: bool = field(default=False, metadata={"help": "greedy packing: rows are full cutoff_len (seq_len is then exact); no extra memory", "help_zh": "贪心打包：每行都是完整的 cutoff_len（seq_len 即准确值）；不额外占显存", "label_zh": "序列打包"})
+    use_reentrant_gc: bool = field(default=True, metadata={"help": "reentrant checkpointing (LLaMA-Factory default); same memory in this model", "help_zh": "可重入梯度检查点（LLaMA-Factory 默认）；在此模型中显存相同", "label_zh": "可重入检查点"})
+    attention_mask: bool = field(default=False, metadata={"help": "batches carry an attention mask (padding, neat packing): SDPA repeats grouped K/V heads and keeps a float mask", "help_zh": "批次带注意力掩码（填充、无污染打包）：SDPA 会重复分组的 K/V 头并保存浮点掩码", "label_zh": "注意力掩码"})
 
     def validate(self) -> "MemorySettings":
         """Each field against its metadata (kit.settings), then lora_target's names."""

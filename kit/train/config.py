@@ -55,219 +55,220 @@ def _f(default, help: str, label: str, label_zh: str, **meta):
 @dataclass
 class ModelArguments:
     model_name_or_path: str = _f("smollm2-135m-instruct", "Model to fine-tune: the built-in name, a local "
-                                 "folder or a Hugging Face id.", "Model", "模型名称或路径")
+                                 "folder or a Hugging Face id.", "Model", "模型名称或路径", help_zh="要微调的模型：内置模型名、本地文件夹或 Hugging Face 模型 ID。")
     adapter_name_or_path: str | None = _f(None, "LoRA adapter folder(s) to start from (comma-separated; all "
-                                          "but the last are merged).", "Adapter path", "适配器路径")
+                                          "but the last are merged).", "Adapter path", "适配器路径", help_zh="起始 LoRA 适配器文件夹（逗号分隔；除最后一个外都会先合并）。")
     trust_remote_code: bool = _f(False, "Allow model code from the hub (not needed for the built-in model).",
-                                 "Trust remote code", "信任远程代码")
+                                 "Trust remote code", "信任远程代码", help_zh="允许运行 Hub 上模型自带的代码（内置模型不需要）。")
     quantization_bit: int | None = _f(None, "Load the base model in 4 or 8 bits with bitsandbytes (QLoRA); "
-                                      "LoRA only.", "Quantization bit", "量化等级", choices=[None, 8, 4])
+                                      "LoRA only.", "Quantization bit", "量化等级", choices=[None, 8, 4], help_zh="用 bitsandbytes 以 4 或 8 位加载基座模型（QLoRA）；仅用于 LoRA。")
     quantization_method: str = _f("bnb", "Quantization library: bnb (bitsandbytes; the old spelling "
                                   "'bitsandbytes' is read too and exported as bnb).",
-                                  "Quantization method", "量化方法", choices=["bitsandbytes", "bnb"])
+                                  "Quantization method", "量化方法", choices=["bitsandbytes", "bnb"], help_zh="量化库：bnb（bitsandbytes；旧写法 'bitsandbytes' 也能读入，导出为 bnb）。")
     quantization_type: str = _f("nf4", "4-bit data type: nf4 (QLoRA's NormalFloat) or fp4.",
-                                "Quantization type", "量化数据类型", choices=["nf4", "fp4"])
+                                "Quantization type", "量化数据类型", choices=["nf4", "fp4"], help_zh="4 位数据类型：nf4（QLoRA 的 NormalFloat）或 fp4。")
     double_quantization: bool = _f(True, "Quantize the 4-bit scales too (QLoRA's double quantization).",
-                                   "Double quantization", "双重量化")
+                                   "Double quantization", "双重量化", help_zh="对 4 位量化的缩放常数再量化一次（QLoRA 的双重量化）。")
     flash_attn: str = _f("auto", "Attention implementation: auto, disabled (eager), sdpa or fa2 "
                          "(flash-attention 2, CUDA only).", "Flash attention", "加速方式",
-                         choices=["auto", "disabled", "sdpa", "fa2"])
+                         choices=["auto", "disabled", "sdpa", "fa2"], help_zh="注意力实现：auto、disabled（eager）、sdpa 或 fa2（flash-attention 2，仅 CUDA）。")
     disable_gradient_checkpointing: bool | None = _f(
         None, "Turn gradient checkpointing off. None (the default) = LLaMA-Factory's default on a GPU "
         "(False: checkpointing on, each layer recomputed in backward: less memory, ~30% slower) and off on "
         "CPU, where there is no GPU memory to save.", "Disable gradient checkpointing", "禁用梯度检查点",
-        choices=[None, False, True])
+        choices=[None, False, True], help_zh="关闭梯度检查点。None（默认）= GPU 上按 LLaMA-Factory 的默认（开启：省显存、约慢 30%），CPU 上关闭。")
     use_reentrant_gc: bool = _f(True, "Gradient checkpointing through torch's reentrant implementation "
                                 "(LLaMA-Factory's default); False = the non-reentrant one.",
-                                "Reentrant checkpointing", "使用可重入梯度检查点")
+                                "Reentrant checkpointing", "使用可重入梯度检查点", help_zh="用 torch 的可重入实现做梯度检查点（LLaMA-Factory 默认）；False = 非可重入实现。")
     enable_liger_kernel: bool | str = _f(False, "Liger kernels (pip install '.[gpu]'): fused linear "
                                          "cross-entropy (no logits tensor), RMSNorm, SwiGLU, RoPE in Triton. "
                                          "Needs CUDA + Triton: True fails early elsewhere; 'auto' uses them "
                                          "where they run and says so when not.", "Liger kernel",
-                                         "使用 Liger Kernel", choices=[False, True, "auto"])
+                                         "使用 Liger Kernel", choices=[False, True, "auto"], help_zh="Liger 内核（pip install '.[gpu]'）：融合线性层与交叉熵（不存 logits 张量）、RMSNorm、SwiGLU、RoPE 的 Triton 实现。需要 CUDA + Triton；'auto' 能用时使用。")
 
 
 @dataclass
 class DataArguments:
     template: str = _f("smollm2", "Chat template name (kit.templates); must match the model.",
-                       "Template", "对话模板")
+                       "Template", "对话模板", help_zh="对话模板名（kit.templates）；必须与模型匹配。")
     dataset: str | None = _f(None, "Training dataset name(s) from dataset_info.json, comma-separated.",
-                             "Dataset", "数据集")
+                             "Dataset", "数据集", help_zh="训练数据集名（dataset_info.json 中的名字），多个用逗号分隔。")
     eval_dataset: str | None = _f(None, "Evaluation dataset name(s), comma-separated.",
-                                  "Eval dataset", "验证数据集")
+                                  "Eval dataset", "验证数据集", help_zh="验证数据集名，多个用逗号分隔。")
     dataset_dir: str = _f("data", "Folder holding dataset_info.json (relative paths: the current folder, "
-                          "then the repository).", "Data dir", "数据路径")
+                          "then the repository).", "Data dir", "数据路径", help_zh="存放 dataset_info.json 的文件夹（相对路径先找当前文件夹，再找仓库）。")
     cutoff_len: int = _f(2048, "Maximum tokens per example after encoding (longer ones are cut).",
-                         "Cutoff length", "截断长度", min=4, max=1_000_000)
+                         "Cutoff length", "截断长度", min=4, max=1_000_000, help_zh="编码后每条样本的最大 token 数（更长的会被截断）。")
     max_samples: int | None = _f(None, "Use at most this many rows of each dataset.", "Max samples",
-                                 "最大样本数", min=1)
+                                 "最大样本数", min=1, help_zh="每个数据集最多使用这么多行。")
     val_size: float = _f(0.0, "Share (0-1) or number (>=1) of training rows held out for evaluation.",
-                         "Val size", "验证集比例", min=0.0)
+                         "Val size", "验证集比例", min=0.0, help_zh="从训练数据中留作验证的比例（0-1）或行数（>=1）。")
     train_on_prompt: bool = _f(False, "Also compute the loss on the prompt tokens (labels not masked).",
-                               "Train on prompt", "学习提示词")
+                               "Train on prompt", "学习提示词", help_zh="也在提示词 token 上计算损失（标签不遮盖）。")
     mask_history: bool = _f(False, "Train only on the last assistant turn of each conversation.",
-                            "Mask history", "不学习历史对话")
+                            "Mask history", "不学习历史对话", help_zh="每段对话只训练最后一轮助手回答。")
     packing: bool | None = _f(None, "Concatenate several examples into one cutoff_len sequence (greedy, in "
                               "order): no padding, but examples in one sequence attend to each other, so it "
                               "trains a slightly different model. None = LLaMA-Factory's default: on for stage "
-                              "pt, off otherwise.", "Packing", "序列打包", choices=[None, False, True])
+                              "pt, off otherwise.", "Packing", "序列打包", choices=[None, False, True], help_zh="把多条样本按顺序拼接成一条 cutoff_len 长的序列：没有填充，但同一序列中的样本彼此可见。None = LLaMA-Factory 的默认：pt 阶段开启，其他关闭。")
     neat_packing: bool = _f(False, "Packing without cross-attention: each example in a packed sequence "
                             "attends only to itself (position ids restart; a block-diagonal causal mask). "
-                            "Implies packing.", "Neat packing", "使用无污染打包")
+                            "Implies packing.", "Neat packing", "使用无污染打包", help_zh="无交叉注意力的打包：打包序列中每条样本只看自己（位置编号重新开始；块对角因果掩码）。隐含开启打包。")
     force_template: bool = _f(False, "Train even when the template's special markers are not single tokens "
                               "of the model's tokenizer (they are added as new tokens). Normally such a "
                               "template is refused before the model loads.", "Force template", "强制使用模板",
-                              kit_only=True)
+                              kit_only=True, help_zh="即使模板的特殊标记不是分词器中的单个 token 也训练（会作为新 token 加入）。通常这种模板在加载模型前就被拒绝。")
 
 
 @dataclass
 class FinetuningArguments:
     stage: str = _f("sft", "Training stage: pt, sft, rm, dpo, kto or grpo (the kit's online RL; "
                     "LLaMA-Factory's ppo is refused).", "Stage", "训练阶段",
-                    choices=list(STAGES))
+                    choices=list(STAGES), help_zh="训练阶段：pt、sft、rm、dpo、kto 或 grpo（本套件的在线强化学习；不支持 LLaMA-Factory 的 ppo）。")
     finetuning_type: str = _f("lora", "full: every weight; freeze: the last layers only; lora: small "
                               "low-rank adapters.", "Finetuning method", "微调方法",
-                              choices=["lora", "freeze", "full"])
+                              choices=["lora", "freeze", "full"], help_zh="full：全部权重；freeze：只训练最后几层；lora：训练小的低秩适配器。")
     freeze_trainable_layers: int = _f(2, "Freeze: how many layers train (positive: the last n, negative: "
-                                      "the first n).", "Trainable layers", "可训练层数", min=-1000, max=1000)
+                                      "the first n).", "Trainable layers", "可训练层数", min=-1000, max=1000, help_zh="部分参数微调：训练多少层（正数：最后 n 层，负数：最前 n 层）。")
     freeze_trainable_modules: str = _f("all", "Freeze: modules inside those layers that train "
                                        "(comma-separated, e.g. mlp,self_attn; all = every module).",
-                                       "Trainable modules", "可训练模块")
+                                       "Trainable modules", "可训练模块", help_zh="部分参数微调：这些层中参与训练的模块（逗号分隔，如 mlp,self_attn；all 表示全部）。")
     freeze_extra_modules: str | None = _f(None, "Freeze: other modules that train too (e.g. embed_tokens,norm).",
-                                          "Extra modules", "额外模块")
+                                          "Extra modules", "额外模块", help_zh="部分参数微调：另外参与训练的模块（如 embed_tokens,norm）。")
     lora_rank: int = _f(8, "LoRA rank r: the inner size of the B·A update.", "LoRA rank", "LoRA 秩",
-                        min=1, max=4096)
+                        min=1, max=4096, help_zh="LoRA 秩 r：B·A 更新的内部维度。")
     lora_alpha: int | None = _f(None, "LoRA alpha: the update is scaled by alpha/r (default 2·r).",
-                                "LoRA alpha", "LoRA 缩放系数", min=1)
+                                "LoRA alpha", "LoRA 缩放系数", min=1, help_zh="LoRA alpha：更新按 alpha/r 缩放（默认 2·r）。")
     lora_dropout: float = _f(0.0, "Dropout on the LoRA input.", "LoRA dropout", "LoRA 随机丢弃",
-                             min=0.0, max=0.999)
+                             min=0.0, max=0.999, help_zh="LoRA 输入上的 dropout 比例。")
     lora_target: str = _f("all", "Modules that get LoRA adapters (comma-separated, e.g. q_proj,v_proj; "
-                          "all = every linear layer).", "LoRA modules", "LoRA 作用模块")
+                          "all = every linear layer).", "LoRA modules", "LoRA 作用模块", help_zh="加 LoRA 适配器的模块（逗号分隔，如 q_proj,v_proj；all 表示所有线性层）。")
     additional_target: str | None = _f(None, "Other modules that train fully and are saved with the "
-                                       "adapter (e.g. embed_tokens).", "Additional modules", "附加模块")
+                                       "adapter (e.g. embed_tokens).", "Additional modules", "附加模块", help_zh="完整训练并随适配器一起保存的其他模块（如 embed_tokens）。")
     use_rslora: bool = _f(False, "rsLoRA: scale by alpha/sqrt(r) instead of alpha/r.", "Use rsLoRA",
-                          "使用 rslora")
+                          "使用 rslora", help_zh="rsLoRA：按 alpha/sqrt(r) 而不是 alpha/r 缩放。")
     use_dora: bool = _f(False, "DoRA: learn a magnitude and a direction (weight-decomposed LoRA).",
-                        "Use DoRA", "使用 DoRA")
+                        "Use DoRA", "使用 DoRA", help_zh="DoRA：分别学习幅度和方向（权重分解的 LoRA）。")
     use_galore: bool = _f(False, "GaLore: full training with low-rank projected gradients (needs "
-                          "galore-torch).", "Use GaLore", "使用 GaLore")
+                          "galore-torch).", "Use GaLore", "使用 GaLore", help_zh="GaLore：用低秩投影梯度做全参数训练（需要 galore-torch）。")
     galore_target: str = _f("all", "GaLore: linear modules it applies to (comma-separated or all).",
-                            "GaLore modules", "GaLore 作用模块")
+                            "GaLore modules", "GaLore 作用模块", help_zh="GaLore：作用的线性模块（逗号分隔或 all）。")
     galore_rank: int = _f(16, "GaLore: rank of the projected gradients.", "GaLore rank", "GaLore 秩",
-                          min=1)
+                          min=1, help_zh="GaLore：投影梯度的秩。")
     galore_update_interval: int = _f(200, "GaLore: steps between projection updates.",
-                                     "GaLore update interval", "GaLore 更新间隔", min=1)
+                                     "GaLore update interval", "GaLore 更新间隔", min=1, help_zh="GaLore：两次更新投影之间的步数。")
     galore_scale: float = _f(2.0, "GaLore: scale of the projected update.", "GaLore scale",
-                             "GaLore 缩放系数", min=0.0)
+                             "GaLore 缩放系数", min=0.0, help_zh="GaLore：投影更新的缩放系数。")
     galore_proj_type: str = _f("std", "GaLore: projection type.", "GaLore projection", "GaLore 投影类型",
-                               choices=["std", "reverse_std", "right", "left", "full"])
+                               choices=["std", "reverse_std", "right", "left", "full"], help_zh="GaLore：投影类型。")
     galore_layerwise: bool = _f(False, "GaLore: update layer by layer (less memory; no gradient "
-                                "accumulation).", "GaLore layerwise", "GaLore 逐层更新")
+                                "accumulation).", "GaLore layerwise", "GaLore 逐层更新", help_zh="GaLore：逐层更新（更省显存；不能梯度累积）。")
     pure_bf16: bool = _f(False, "Train purely in bf16 (weights bf16, no mixed precision).", "Pure bf16",
-                         "纯 bf16")
+                         "纯 bf16", help_zh="纯 bf16 训练（权重为 bf16，不用混合精度）。")
     plot_loss: bool = _f(True, "Save the loss curve as training_loss.png in output_dir.", "Plot loss",
-                         "绘制损失曲线")
+                         "绘制损失曲线", help_zh="把损失曲线保存为输出目录中的 training_loss.png。")
     # preference / RL stages (rm, dpo, kto, ppo)
     pref_beta: float = _f(0.1, "DPO/KTO beta: how far the policy may move from the reference.",
-                          "Beta", "Beta 参数", min=0.0)
-    pref_ftx: float = _f(0.0, "Weight of an added SFT loss in DPO.", "Ftx gamma", "Ftx gamma", min=0.0)
+                          "Beta", "Beta 参数", min=0.0, help_zh="DPO/KTO 的 beta：策略可以偏离参考模型多远。")
+    pref_ftx: float = _f(0.0, "Weight of an added SFT loss in DPO.", "Ftx gamma", "Ftx gamma", min=0.0, help_zh="DPO 中附加 SFT 损失的权重。")
     pref_loss: str = _f("sigmoid", "DPO loss type.", "Loss type", "损失类型",
-                        choices=["sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"])
+                        choices=["sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"], help_zh="DPO 损失类型。")
     dpo_label_smoothing: float = _f(0.0, "cDPO label smoothing (0-0.5).", "Label smoothing", "标签平滑",
-                                    min=0.0, max=0.5)
-    simpo_gamma: float = _f(0.5, "SimPO target reward margin.", "SimPO gamma", "SimPO gamma", min=0.0)
+                                    min=0.0, max=0.5, help_zh="cDPO 标签平滑（0-0.5）。")
+    simpo_gamma: float = _f(0.5, "SimPO target reward margin.", "SimPO gamma", "SimPO gamma", min=0.0, help_zh="SimPO 目标奖励间隔。")
     kto_chosen_weight: float = _f(1.0, "KTO weight of desirable answers.", "KTO chosen weight",
-                                  "KTO 正样本权重", min=0.0)
+                                  "KTO 正样本权重", min=0.0, help_zh="KTO 中正样本（好回答）的权重。")
     kto_rejected_weight: float = _f(1.0, "KTO weight of undesirable answers.", "KTO rejected weight",
-                                    "KTO 负样本权重", min=0.0)
+                                    "KTO 负样本权重", min=0.0, help_zh="KTO 中负样本（差回答）的权重。")
     ref_model: str | None = _f(None, "Reference model for DPO/KTO/PPO (default: the model before training).",
-                               "Reference model", "参考模型")
+                               "Reference model", "参考模型", help_zh="DPO/KTO/PPO 的参考模型（默认：训练前的模型）。")
     ref_model_adapters: str | None = _f(None, "Adapters of the reference model.", "Reference adapters",
-                                        "参考模型适配器")
+                                        "参考模型适配器", help_zh="参考模型的适配器。")
     ref_model_quantization_bit: int | None = _f(None, "Quantize the reference model (4 or 8 bits).",
-                                                "Reference quantization", "参考模型量化", choices=[None, 8, 4])
-    reward_model: str | None = _f(None, "Reward model (or adapter) for PPO.", "Reward model", "奖励模型")
+                                                "Reference quantization", "参考模型量化", choices=[None, 8, 4], help_zh="量化参考模型（4 或 8 位）。")
+    reward_model: str | None = _f(None, "Reward model (or adapter) for PPO.", "Reward model", "奖励模型", help_zh="PPO 的奖励模型（或适配器）。")
     reward_model_adapters: str | None = _f(None, "Adapters of the reward model.", "Reward adapters",
-                                           "奖励模型适配器")
+                                           "奖励模型适配器", help_zh="奖励模型的适配器。")
     reward_model_quantization_bit: int | None = _f(None, "Quantize the reward model (4 or 8 bits).",
-                                                   "Reward quantization", "奖励模型量化", choices=[None, 8, 4])
+                                                   "Reward quantization", "奖励模型量化", choices=[None, 8, 4], help_zh="量化奖励模型（4 或 8 位）。")
     reward_model_type: str = _f("lora", "Reward model kind for PPO.", "Reward model type", "奖励模型类型",
-                                choices=["lora", "full", "api"])
+                                choices=["lora", "full", "api"], help_zh="PPO 的奖励模型类型。")
     ppo_buffer_size: int = _f(1, "PPO mini-batches per experience buffer.", "PPO buffer size",
-                              "PPO 缓冲区大小", min=1)
-    ppo_epochs: int = _f(4, "PPO epochs per optimisation step.", "PPO epochs", "PPO 轮数", min=1)
-    ppo_score_norm: bool = _f(False, "Normalise PPO scores.", "Score norm", "归一化分数")
+                              "PPO 缓冲区大小", min=1, help_zh="每个经验缓冲区包含的 PPO 小批次数。")
+    ppo_epochs: int = _f(4, "PPO epochs per optimisation step.", "PPO epochs", "PPO 轮数", min=1, help_zh="每个优化步的 PPO 轮数。")
+    ppo_score_norm: bool = _f(False, "Normalise PPO scores.", "Score norm", "归一化分数", help_zh="归一化 PPO 分数。")
     ppo_target: float = _f(6.0, "Target KL for PPO's adaptive KL control.", "PPO target KL",
-                           "PPO 目标 KL", min=0.0)
-    ppo_whiten_rewards: bool = _f(False, "Whiten PPO rewards.", "Whiten rewards", "白化奖励")
+                           "PPO 目标 KL", min=0.0, help_zh="PPO 自适应 KL 控制的目标 KL。")
+    ppo_whiten_rewards: bool = _f(False, "Whiten PPO rewards.", "Whiten rewards", "白化奖励", help_zh="对 PPO 奖励做白化。")
 
 
 @dataclass
 class TrainingArguments:
-    output_dir: str = _f("", "Folder for checkpoints, logs, the adapter/model and the loss plot.",
-                         "Output dir", "输出目录")
+    output_dir: str = _f("", "Folder for checkpoints, logs, the adapter/model and the loss plot (empty: a "
+                         "new saves/<model>/<method>/train_<time> folder for every start).",
+                         "Output dir", "输出目录", help_zh="保存检查点、日志、适配器/模型和损失曲线的文件夹（留空：自动新建 saves/<模型>/<方法>/train_<时间>）。")
     overwrite_output_dir: bool = _f(False, "Delete an existing output_dir before training.",
-                                    "Overwrite output dir", "覆盖输出目录")
+                                    "Overwrite output dir", "覆盖输出目录", help_zh="训练前删除已存在的输出目录。")
     resume_from_checkpoint: str | None = _f(None, "Checkpoint folder to continue from.",
-                                            "Resume from checkpoint", "断点路径")
+                                            "Resume from checkpoint", "断点路径", help_zh="从这个检查点文件夹继续训练。")
     do_train: bool = _f(True, "Train (the kit always does; kept for LLaMA-Factory YAMLs).", "Do train",
-                        "执行训练")
+                        "执行训练", help_zh="执行训练（本套件总是训练；为兼容 LLaMA-Factory 的 YAML 而保留）。")
     learning_rate: float = _f(5e-5, "Peak learning rate of AdamW (0 measures the loss without changing "
-                              "the model).", "Learning rate", "学习率", min=0.0, max=1.0)
+                              "the model).", "Learning rate", "学习率", min=0.0, max=1.0, help_zh="AdamW 的峰值学习率（0 表示只测损失、不改变模型）。")
     num_train_epochs: float = _f(3.0, "Passes over the training data (ignored when max_steps > 0).",
-                                 "Epochs", "训练轮数", min=0.0)
+                                 "Epochs", "训练轮数", min=0.0, help_zh="遍历训练数据的轮数（max_steps > 0 时忽略）。")
     max_steps: int = _f(-1, "Optimizer steps to run; -1 means use num_train_epochs.", "Max steps",
-                        "最大步数", min=-1)
+                        "最大步数", min=-1, help_zh="要运行的优化步数；-1 表示按训练轮数。")
     per_device_train_batch_size: int = _f(2, "Examples per forward pass on each device.", "Batch size",
-                                          "批处理大小", min=1)
+                                          "批处理大小", min=1, help_zh="每个设备每次前向传播的样本数。")
     per_device_eval_batch_size: int = _f(2, "Examples per evaluation forward pass.", "Eval batch size",
-                                         "验证批处理大小", min=1)
+                                         "验证批处理大小", min=1, help_zh="每次验证前向传播的样本数。")
     gradient_accumulation_steps: int = _f(8, "Forward passes whose gradients add up before one optimizer "
                                           "step (effective batch = batch size x this).",
-                                          "Gradient accumulation", "梯度累积", min=1)
+                                          "Gradient accumulation", "梯度累积", min=1, help_zh="累加多少次前向传播的梯度后做一次优化（有效批大小 = 批处理大小 × 此值）。")
     lr_scheduler_type: str = _f("cosine", "How the learning rate changes over training.", "LR scheduler",
                                 "学习率调节器",
                                 choices=["linear", "cosine", "cosine_with_restarts", "polynomial",
                                          "constant", "constant_with_warmup", "inverse_sqrt",
-                                         "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay"])
+                                         "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay"], help_zh="学习率在训练中如何变化。")
     warmup_ratio: float = _f(0.0, "Share of steps spent warming the learning rate up from 0.", "Warmup ratio",
-                             "预热比例", min=0.0, max=0.999)
+                             "预热比例", min=0.0, max=0.999, help_zh="学习率从 0 预热所占的步数比例。")
     warmup_steps: float = _f(0, "Warm-up steps (overrides warmup_ratio when > 0).", "Warmup steps",
-                             "预热步数", min=0)
+                             "预热步数", min=0, help_zh="预热步数（> 0 时覆盖预热比例）。")
     max_grad_norm: float = _f(1.0, "Clip the gradient norm to this (0 = no clipping).", "Max grad norm",
-                              "最大梯度范数", min=0.0)
-    weight_decay: float = _f(0.0, "AdamW weight decay.", "Weight decay", "权重衰减", min=0.0)
+                              "最大梯度范数", min=0.0, help_zh="梯度范数裁剪到这个值（0 = 不裁剪）。")
+    weight_decay: float = _f(0.0, "AdamW weight decay.", "Weight decay", "权重衰减", min=0.0, help_zh="AdamW 权重衰减。")
     optim: str = _f("adamw_torch", "Optimizer name (transformers); GaLore sets its own.", "Optimizer",
-                    "优化器")
+                    "优化器", help_zh="优化器名（transformers）；GaLore 会设置自己的优化器。")
     neftune_noise_alpha: float | None = _f(None, "NEFTune: noise added to embeddings during training "
                                            "(e.g. 5); None = off.", "NEFTune alpha", "NEFTune 噪声参数",
-                                           min=0.0)
-    logging_steps: int = _f(5, "Log the loss every n steps.", "Logging steps", "日志间隔", min=1)
+                                           min=0.0, help_zh="NEFTune：训练时给嵌入加的噪声（如 5）；留空 = 关闭。")
+    logging_steps: int = _f(5, "Log the loss every n steps.", "Logging steps", "日志间隔", min=1, help_zh="每 n 步记录一次损失。")
     save_strategy: str = _f("steps", "When to save checkpoints: steps (every save_steps and at the end), "
                             "epoch, or no (only the final model).", "Save strategy", "保存策略",
-                            choices=["steps", "epoch", "no"])
-    save_steps: int = _f(100, "Save a checkpoint every n steps.", "Save steps", "保存间隔", min=1)
+                            choices=["steps", "epoch", "no"], help_zh="何时保存检查点：steps（每 save_steps 步及结束时）、epoch 或 no（只保存最终模型）。")
+    save_steps: int = _f(100, "Save a checkpoint every n steps.", "Save steps", "保存间隔", min=1, help_zh="每 n 步保存一个检查点。")
     save_total_limit: int | None = _f(None, "Keep at most this many checkpoints.", "Save total limit",
-                                      "最多保存检查点", min=1)
+                                      "最多保存检查点", min=1, help_zh="最多保留这么多检查点。")
     eval_strategy: str = _f("no", "When to evaluate: no, steps or epoch.", "Eval strategy", "验证策略",
-                            choices=["no", "steps", "epoch"])
+                            choices=["no", "steps", "epoch"], help_zh="何时验证：no、steps 或 epoch。")
     eval_steps: int | None = _f(None, "Evaluate every n steps (default: logging_steps).", "Eval steps",
-                                "验证间隔", min=1)
-    seed: int = _f(42, "Random seed (data order, LoRA init, dropout).", "Seed", "随机种子", min=0)
+                                "验证间隔", min=1, help_zh="每 n 步验证一次（默认：logging_steps）。")
+    seed: int = _f(42, "Random seed (data order, LoRA init, dropout).", "Seed", "随机种子", min=0, help_zh="随机种子（数据顺序、LoRA 初始化、dropout）。")
     report_to: str = _f("tensorboard", "Where logs also go: none, tensorboard, wandb, mlflow or swanlab.",
                         "Report to", "启用外部记录", choices=["none", "tensorboard", "wandb", "mlflow",
-                                                               "swanlab", "all"])
-    bf16: bool = _f(False, "bf16 mixed precision (recent GPUs).", "bf16", "bf16 混合精度")
-    fp16: bool = _f(False, "fp16 mixed precision (older GPUs).", "fp16", "fp16 混合精度")
+                                                               "swanlab", "all"], help_zh="日志同时发送到：none、tensorboard、wandb、mlflow 或 swanlab。")
+    bf16: bool = _f(False, "bf16 mixed precision (recent GPUs).", "bf16", "bf16 混合精度", help_zh="bf16 混合精度（较新的 GPU）。")
+    fp16: bool = _f(False, "fp16 mixed precision (older GPUs).", "fp16", "fp16 混合精度", help_zh="fp16 混合精度（较旧的 GPU）。")
 
 
 @dataclass
 class GeneratingArguments:
-    do_sample: bool = _f(True, "Sample while generating (PPO rollouts); False = greedy.", "Do sample", "采样")
-    temperature: float = _f(0.95, "Sampling temperature.", "Temperature", "温度系数", min=0.0)
-    top_p: float = _f(0.7, "Nucleus sampling mass.", "Top-p", "Top-p 采样值", min=0.0, max=1.0)
-    top_k: int = _f(50, "Sample among the k likeliest tokens.", "Top-k", "Top-k", min=0)
-    max_new_tokens: int = _f(512, "Longest answer to generate.", "Max new tokens", "最大生成长度", min=1)
+    do_sample: bool = _f(True, "Sample while generating (PPO rollouts); False = greedy.", "Do sample", "采样", help_zh="生成时采样（PPO 采样回答）；False = 贪心解码。")
+    temperature: float = _f(0.95, "Sampling temperature.", "Temperature", "温度系数", min=0.0, help_zh="采样温度。")
+    top_p: float = _f(0.7, "Nucleus sampling mass.", "Top-p", "Top-p 采样值", min=0.0, max=1.0, help_zh="核采样的概率质量。")
+    top_k: int = _f(50, "Sample among the k likeliest tokens.", "Top-k", "Top-k", min=0, help_zh="在概率最高的 k 个 token 中采样。")
+    max_new_tokens: int = _f(512, "Longest answer to generate.", "Max new tokens", "最大生成长度", min=1, help_zh="生成回答的最大长度。")
 
 
 PARTS = {"model": ModelArguments, "data": DataArguments, "finetuning": FinetuningArguments,
