@@ -20,3 +20,38 @@ class Figure(_MplFigure):
         buffer = io.BytesIO()
         self.savefig(buffer, format="png", bbox_inches="tight")
         return buffer.getvalue()
+
+
+_CJK_NAMES = ("wqy", "notosanscjk", "notoserifcjk", "sourcehansans", "simhei", "msyh", "pingfang", "droidsansfallback")
+
+
+def cjk_font() -> str | None:
+    """The family name of an installed font with Chinese glyphs, added to matplotlib's sans-serif
+    fallback list so Chinese labels draw; None when the machine has none (labels then stay English:
+    matplotlib would draw empty boxes and warn for every glyph)."""
+    global _CJK
+    if _CJK is not _UNSET:
+        return _CJK
+    from matplotlib import font_manager, rcParams
+
+    _CJK = None
+    for path in font_manager.findSystemFonts():
+        if any(key in path.lower().replace("-", "").replace("_", "") for key in _CJK_NAMES):
+            try:
+                font_manager.fontManager.addfont(path)
+                _CJK = font_manager.FontProperties(fname=path).get_name()
+            except (OSError, RuntimeError, ValueError):
+                continue
+            if _CJK not in rcParams["font.sans-serif"]:
+                rcParams["font.sans-serif"] = [*rcParams["font.sans-serif"], _CJK]
+            break
+    return _CJK
+
+
+def label(english: str, chinese: str, lang: int = 0) -> str:
+    """A plot label in the chosen language (0 English, 1 Chinese where a Chinese font is installed)."""
+    return chinese if lang and cjk_font() else english
+
+
+_UNSET = object()
+_CJK = _UNSET

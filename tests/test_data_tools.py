@@ -90,10 +90,11 @@ def test_preview_pages_and_widget():
     from kit.ui.data import preview_widget, report_widget
 
     panel = preview_widget(ds, page_size=4)
-    panel.page.value = 2
-    assert panel.current.start == 8 and "row 8" in panel.body.value
+    assert (panel.page.min, panel.page.value) == (1, 1)  # pages count from 1, as "page 1/N" says
+    panel.page.value = 3
+    assert panel.current.start == 8 and "row 8" in panel.body.value and "page 3/" in panel.body.value
     panel.next_button.click()
-    assert panel.page.value == 3
+    assert panel.page.value == 4
     panel.prev_button.click()
     panel.prev_button.click()
     assert panel.current.page == 1

@@ -1,4 +1,5 @@
 """The training panel (kit.ui.train) driven without a browser: setting widget values, clicking buttons."""
+import html
 import json
 import time
 from pathlib import Path
@@ -24,7 +25,8 @@ def test_every_setting_has_a_widget_with_default_and_help(panel):
         widget = panel.widgets[name]
         assert widget.description == f.metadata["label"]
         assert widget.description_tooltip == f.metadata["help"]
-    general = {w.description for w in panel.general.children}
+        assert html.escape(f.metadata["help"]) in panel.help_lines[name].value  # visible, not only a tooltip
+    general = {box.children[0].description for box in panel.general.children}
     assert {"Model", "Finetuning method", "Quantization bit", "Template", "Flash attention"} <= general
     assert all(name in panel.fields for name in GENERAL + sum(GROUPS.values(), []))
 

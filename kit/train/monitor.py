@@ -62,21 +62,26 @@ def loss_series(log_history: list[dict]) -> dict:
     return {"steps": steps, "loss": loss, "eval_steps": eval_steps, "eval_loss": eval_loss}
 
 
-def plot_loss(log_history: list[dict], path: str | Path | None = None, title: str = "training loss"):
+def plot_loss(log_history: list[dict], path: str | Path | None = None, title: str = "training loss",
+              lang: int = 0):
     """A matplotlib Figure of the raw and smoothed training loss (and eval loss when present);
-    saved as PNG to `path` when given. Uses matplotlib's object API (no pyplot state)."""
-    from kit.plots import Figure
+    saved as PNG to `path` when given. Uses matplotlib's object API (no pyplot state). lang=1 labels
+    the axes in Chinese (where a Chinese font is installed)."""
+    from matplotlib.ticker import MaxNLocator
+
+    from kit.plots import Figure, label
 
     series = loss_series(log_history)
     fig = Figure(figsize=(6, 3.5), dpi=100)
     ax = fig.add_subplot()
     if series["steps"]:
-        ax.plot(series["steps"], series["loss"], color="tab:blue", alpha=0.35, label="loss (raw)")
-        ax.plot(series["steps"], smooth(series["loss"]), color="tab:blue", label="loss (smoothed)")
+        ax.plot(series["steps"], series["loss"], color="tab:blue", alpha=0.35, label=label("loss (raw)", "损失（原始）", lang))
+        ax.plot(series["steps"], smooth(series["loss"]), color="tab:blue", label=label("loss (smoothed)", "损失（平滑）", lang))
     if series["eval_steps"]:
-        ax.plot(series["eval_steps"], series["eval_loss"], "o-", color="tab:orange", label="eval loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (cross-entropy, nats/token)")
+        ax.plot(series["eval_steps"], series["eval_loss"], "o-", color="tab:orange", label=label("eval loss", "验证损失", lang))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+    ax.set_xlabel(label("step", "步数", lang))
+    ax.set_ylabel(label("loss (cross-entropy, nats/token)", "损失（交叉熵，nats/token）", lang))
     ax.set_title(title)
     if series["steps"] or series["eval_steps"]:
         ax.legend(loc="upper right")

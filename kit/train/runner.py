@@ -303,6 +303,8 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
                        training_args=train_args,
                        peft_config=getattr(model, "peft_config", {}).get("default"))
     trainer = build_trainer(ctx)
+    if any(getattr(cb, "replaces_progress", False) for cb in callbacks or []):
+        _detach_progress(trainer)  # a panel draws its own progress; transformers' would run beside it
 
     interrupted = False
     metrics = {}
@@ -334,6 +336,17 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
     if not interrupted:
         result.save()
     return result
+
+
+def _detach_progress(trainer) -> None:
+    """Remove transformers' progress callbacks (tqdm, or the notebook table that JupyterLab gets).
+    The notebook one keeps its own step counters and fails on a resumed run that is aborted
+    (`int / NoneType` in its on_train_end), and a panel running in a thread must not print tables."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    for cls in (NotebookProgressCallback, ProgressCallback, PrinterCallback):
+        trainer.remove_callback(cls)
 
 
 def ensure_run(config: TrainConfig, **kwargs) -> TrainResult:

@@ -9,41 +9,58 @@ import ipywidgets as widgets
 from kit.data.tools import preview
 
 
-def _page_html(page) -> str:
-    blocks = [f"<b>rows {page.start}&ndash;{page.start + len(page.rows) - 1} of {page.total}</b>"]
+# the previewer's strings (English, Chinese)
+TEXT = {"page": ("page", "页码"), "prev": ("◀ prev", "◀ 上一页"), "next": ("next ▶", "下一页 ▶"),
+        "rows": ("rows {a}&ndash;{b} of {n} (page {p}/{pages})", "第 {a}&ndash;{b} 行，共 {n} 行（第 {p}/{pages} 页）"),
+        "row": ("row {i}", "第 {i} 行")}
+
+
+def _page_html(page, lang: int = 0) -> str:
+    head = TEXT["rows"][lang].format(a=page.start, b=page.start + len(page.rows) - 1, n=page.total,
+                                     p=page.page + 1, pages=page.num_pages)
+    blocks = [f"<b>{head}</b>"]
     for i, text in enumerate(page.texts):
-        blocks.append(f"<div style='border-top:1px solid #ccc;margin-top:4px'><i>row {page.start + i}</i>"
+        blocks.append(f"<div style='border-top:1px solid #ccc;margin-top:4px'><i>"
+                      f"{TEXT['row'][lang].format(i=page.start + i)}</i>"
                       f"<pre style='white-space:pre-wrap;margin:2px 0'>{html.escape(text)}</pre></div>")
     return "".join(blocks)
 
 
 class PreviewPanel(widgets.VBox):
-    """Page through a canonical dataset: a slider (0-based page), prev / next buttons and the rows."""
+    """Page through a canonical dataset: a slider counting pages from 1 (as the "page 1/17" text
+    does), prev / next buttons and the rows; lang=1 labels it in Chinese."""
 
-    def __init__(self, dataset, page_size: int = 3, width: int | None = 300):
-        self.dataset, self.page_size, self.width = dataset, page_size, width
+    def __init__(self, dataset, page_size: int = 3, width: int | None = 300, lang: int = 0):
+        self.dataset, self.page_size, self.width, self.lang = dataset, page_size, width, lang
         first = preview(dataset, 0, page_size, width)
-        self.page = widgets.IntSlider(value=0, min=0, max=first.num_pages - 1, description="page")
-        self.prev_button = widgets.Button(description="◀ prev", layout=widgets.Layout(width="80px"))
-        self.next_button = widgets.Button(description="next ▶", layout=widgets.Layout(width="80px"))
+        self.page = widgets.IntSlider(value=1, min=1, max=first.num_pages, layout=widgets.Layout(width="360px"))
+        self.prev_button = widgets.Button(layout=widgets.Layout(width="90px"))
+        self.next_button = widgets.Button(layout=widgets.Layout(width="90px"))
         self.body = widgets.HTML()
         self.prev_button.on_click(lambda _: self._step(-1))
         self.next_button.on_click(lambda _: self._step(1))
         self.page.observe(lambda _: self.render(), names="value")
         super().__init__([widgets.HBox([self.prev_button, self.page, self.next_button]), self.body])
+        self.set_language(lang)
+
+    def set_language(self, lang: int) -> None:
+        self.lang = lang
+        self.page.description = TEXT["page"][lang]
+        self.prev_button.description = TEXT["prev"][lang]
+        self.next_button.description = TEXT["next"][lang]
         self.render()
 
     def _step(self, delta: int) -> None:
         self.page.value = min(max(self.page.min, self.page.value + delta), self.page.max)
 
     def render(self):
-        self.current = preview(self.dataset, self.page.value, self.page_size, self.width)
-        self.body.value = _page_html(self.current)
+        self.current = preview(self.dataset, self.page.value - 1, self.page_size, self.width)
+        self.body.value = _page_html(self.current, self.lang)
         return self.current
 
 
-def preview_widget(dataset, page_size: int = 3, width: int | None = 300) -> PreviewPanel:
-    return PreviewPanel(dataset, page_size=page_size, width=width)
+def preview_widget(dataset, page_size: int = 3, width: int | None = 300, lang: int = 0) -> PreviewPanel:
+    return PreviewPanel(dataset, page_size=page_size, width=width, lang=lang)
 
 
 def report_widget(report) -> widgets.HTML:

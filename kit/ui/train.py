@@ -6,7 +6,9 @@
     panel.start(background=False)              # what the start button does (kit.train.run)
 
 Every setting widget comes from a dataclass field of `kit.train.TrainConfig`: its default, its help
-text (tooltip) and its English / Chinese label ("label" / "label_zh" in the field metadata). The only
+text ("help" / "help_zh", shown as a line under the control) and its English / Chinese label ("label" /
+"label_zh" in the field metadata). The rules (presets, output folders, dataset names) are pure
+functions in `kit.train.board`. The only
 strings kept here are the panel's own (buttons, tab and group titles) in `TEXT`. Groups follow
 LLaMA-Factory's UI: general settings on top (model, method, quantization, template, acceleration), then
 the train tab (stage and data with a dataset preview, hyper-parameters, LoRA, freeze, GaLore,
@@ -25,7 +27,9 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
+from kit.train import board
 from kit.train.config import ConfigError, TrainConfig
+from kit.ui.common import LANGS, NONE, choice_options, from_choice, set_help, to_choice, with_help
 
 # the panel's own strings; setting labels live on the TrainConfig fields
 TEXT = {
@@ -57,8 +61,29 @@ TEXT = {
     "stopped": ("Stopped early (tick resume and start to continue)", "已中断（勾选从断点继续后点开始）"),
     "busy": ("A run is already in progress.", "已有训练在进行。"),
     "error": ("Error", "错误"),
+    "idle": ("Nothing is running.", "当前没有训练在进行。"),
+    "preview_title": ("Command preview (llamafactory-cli and YAML)", "命令预览（llamafactory-cli 与 YAML）"),
+    "preview_hint": ("Press 'Preview command' to see the run as a llamafactory-cli command",
+                     "点击“预览命令”查看对应的 llamafactory-cli 命令"),
+    "busy_dir": ("Output dir {path} already holds a run. Tick '{overwrite}' to replace it, tick '{resume}' "
+                 "to continue it, or clear '{output}' to start in a new folder.",
+                 "输出目录 {path} 中已有一次训练。勾选“{overwrite}”覆盖它，勾选“{resume}”继续训练，"
+                 "或清空“{output}”以新建文件夹。"),
+    "no_checkpoint": ("Nothing to resume in {path}: it has no checkpoint-N folder. Untick '{resume}' to start "
+                      "fresh, or set '{output}' to a run folder that has one.",
+                      "{path} 中没有可继续的检查点（checkpoint-N）。取消勾选“{resume}”重新开始，"
+                      "或把“{output}”设为有检查点的训练文件夹。"),
+    "preset": ("Preset", "预设"),
+    "preset_help": ("Fill the fields for a tiny CPU run, a Colab T4 or an A100 80GB (other fields keep their values).",
+                    "一键填写：CPU 上的小试验、Colab T4 或 A100 80GB（其他字段保持不变）。"),
+    "preset_applied": ("Preset applied", "已应用预设"),
+    "lang_help": ("Language of every label, help line and message.", "所有标签、说明和消息的语言。"),
+    "args_help": ("YAML file for Save / Load (empty: work_dir/configs/train_args.yaml).",
+                  "保存/载入参数的 YAML 文件（留空：work_dir/configs/train_args.yaml）。"),
+    "resume_help": ("Continue from the last checkpoint of Output dir (empty Output dir: the panel's last run).",
+                    "从输出目录的最后一个检查点继续（输出目录为空时：本面板上一次的训练）。"),
+    "step": ("step", "步"),
 }
-LANGS = {"English": 0, "中文": 1}
 
 GENERAL = ["model_name_or_path", "adapter_name_or_path", "finetuning_type", "quantization_bit",
            "quantization_method", "template", "flash_attn", "disable_gradient_checkpointing",
@@ -82,7 +107,6 @@ GROUPS = {
     "output": ["output_dir", "overwrite_output_dir", "logging_steps", "save_steps", "save_total_limit",
                "eval_strategy", "eval_steps", "per_device_eval_batch_size", "report_to", "plot_loss"],
 }
-NONE = "none"  # how an optional choice shows None in a dropdown
 
 
 def text(key: str, lang: int = 0) -> str:
@@ -101,20 +125,23 @@ def _base_type(hint):
 
 
 def make_widget(f: dataclasses.Field, hint, value, lang: int = 0) -> widgets.Widget:
-    """One widget for a setting: Dropdown for choices, Checkbox for bool, IntText / FloatText for
-    numbers, Text for strings and optional numbers ("" = None). Tooltip = the field's help."""
+    """One widget for a setting: Dropdown for choices (None shows as "none"), Checkbox for bool,
+    IntText / FloatText for numbers, Text for strings and optional numbers ("" = None); the dataset
+    field is a Combobox listing the registered names. Tooltip = the field's help."""
     base, optional = _base_type(hint)
-    common = dict(description=field_label(f, lang), description_tooltip=f.metadata.get("help", ""),
+    common = dict(description=field_label(f, lang), description_tooltip=board.field_help(f, lang),
                   style={"description_width": "170px"}, layout=widgets.Layout(width="430px"))
     if "choices" in f.metadata:
-        options = [(NONE if c is None else str(c), c) for c in f.metadata["choices"]]
-        return widgets.Dropdown(options=options, value=value, **common)
+        return widgets.Dropdown(options=choice_options(f.metadata["choices"]), value=to_choice(value), **common)
     if base is bool:
         return widgets.Checkbox(value=bool(value), indent=False, **common)
     if base is int and not optional:
         return widgets.IntText(value=value, **common)
     if base is float and not optional and f.name != "learning_rate":
         return widgets.FloatText(value=value, **common)
+    if f.name in ("dataset", "eval_dataset"):
+        return widgets.Combobox(value="" if value is None else str(value), ensure_option=False,
+                                placeholder="identity, alpaca_en_demo, ...", **common)
     return widgets.Text(value="" if value is None else str(value), **common)  # str, optional, learning rate
 
 
@@ -125,6 +152,8 @@ class PanelCallback:
         from transformers import TrainerCallback
 
         class _Callback(TrainerCallback):
+            replaces_progress = True  # kit.train.run detaches transformers' own progress display
+
             def on_step_end(self, args, state, control, **kwargs):
                 panel.progress.max = max(state.max_steps, 1)
                 panel.progress.value = state.global_step
@@ -133,18 +162,20 @@ class PanelCallback:
                 from kit.train import monitor
 
                 panel.history = list(state.log_history)
-                fig = monitor.plot_loss(state.log_history, title=panel._title)
+                fig = monitor.plot_loss(state.log_history, title=panel._title, lang=panel.lang)
                 panel.plot.value = monitor.figure_png(fig)
+                panel.plot.layout.display = None
                 last = state.log_history[-1] if state.log_history else {}
                 if "loss" in last:
-                    panel.status.value = (f"{html.escape(text('running', panel.lang))} step "
+                    panel.status.value = (f"{html.escape(text('running', panel.lang))} {text('step', panel.lang)} "
                                           f"{state.global_step}/{state.max_steps}, loss {last['loss']:.4f}")
 
         return _Callback()
 
 
 class TrainPanel(widgets.VBox):
-    """The training panel. `widgets` maps each TrainConfig field name to its widget."""
+    """The training panel. `widgets` maps each TrainConfig field name to its control, `rows` to the
+    control with its help line (`help_lines` to that line)."""
 
     def __init__(self, config: TrainConfig | None = None, lang: str = "English"):
         config = config or TrainConfig()
@@ -154,22 +185,35 @@ class TrainPanel(widgets.VBox):
         hints = typing.get_type_hints(TrainConfig)
         self.widgets = {name: make_widget(f, hints[name], getattr(config, name), self.lang)
                         for name, f in self.fields.items()}
+        self.rows = {name: with_help(w, board.field_help(self.fields[name], self.lang), width="430px")
+                     for name, w in self.widgets.items()}
+        self.help_lines = {name: row.children[1] for name, row in self.rows.items()}
+        self._fill_dataset_names()
+        self.widgets["dataset_dir"].observe(lambda _: self._fill_dataset_names(), names="value")
+        self.widgets["stage"].observe(lambda _: self._fill_dataset_names(), names="value")
         self.result = None
         self.error = None
         self.history: list = []
         self.thread: threading.Thread | None = None
         self.abort_flag = threading.Event()
+        self.last_output_dir: str | None = None  # the folder of this panel's last start
         self._title = "training loss"
 
-        # data preview
+        # presets, data preview
+        self.preset = widgets.Dropdown(options=[("—", "")] + [(n, n) for n in board.PRESETS], value="",
+                                       style={"description_width": "170px"}, layout=widgets.Layout(width="430px"))
+        self.preset.observe(lambda change: change["new"] and self.apply_preset(change["new"]), names="value")
+        self.preset_row = with_help(self.preset, "", width="430px")
         self.data_button = widgets.Button(icon="table")
         self.data_box = widgets.VBox()
         self.data_button.on_click(lambda _: self.preview_dataset())
-        # output area
-        self.preview_area = widgets.Textarea(layout=widgets.Layout(width="100%", height="220px"))
-        self.args_path = widgets.Text(layout=widgets.Layout(width="430px"),
-                                      style={"description_width": "170px"})
+        # output area: a titled, read-only command preview
+        self.preview_title = widgets.HTML()
+        self.preview_area = widgets.Textarea(layout=widgets.Layout(width="100%", height="160px"), disabled=True)
+        self.args_path = widgets.Text(layout=widgets.Layout(width="430px"), style={"description_width": "170px"})
         self.resume = widgets.Checkbox(value=False, indent=False)
+        self.args_row = with_help(self.args_path, "", width="430px")
+        self.resume_row = with_help(self.resume, "", width="430px")
         self.buttons = {key: widgets.Button(button_style=style) for key, style in
                         [("preview", ""), ("save", ""), ("load", ""), ("start", "primary"),
                          ("abort", "danger")]}
@@ -180,30 +224,35 @@ class TrainPanel(widgets.VBox):
         self.buttons["abort"].on_click(lambda _: self.abort())
         self.status = widgets.HTML()
         self.progress = widgets.IntProgress(value=0, min=0, max=1)
-        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="600px"))
-        self.language = widgets.Dropdown(options=list(LANGS), value=lang,
-                                         style={"description_width": "170px"})
+        # hidden until the first plot: an Image without data shows a broken-image icon
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="600px", display="none"))
+        self.language = widgets.Dropdown(options=list(LANGS), value=lang, style={"description_width": "170px"},
+                                         layout=widgets.Layout(width="430px"))
+        self.language_row = with_help(self.language, "", width="430px")
         self.language.observe(lambda change: self.set_language(change["new"]), names="value")
 
         placed = set(GENERAL).union(*GROUPS.values())
-        self.groups = {key: widgets.VBox([self.widgets[n] for n in names]) for key, names in GROUPS.items()}
+        self.groups = {key: widgets.VBox([self.rows[n] for n in names]) for key, names in GROUPS.items()}
         self.groups["data"].children += (self.data_button, self.data_box)
-        self.groups["other"] = widgets.VBox([self.widgets[n] for n in self.fields if n not in placed])
-        self.general = widgets.VBox([self.language, *[self.widgets[n] for n in GENERAL]])
+        self.groups["other"] = widgets.VBox([self.rows[n] for n in self.fields if n not in placed])
+        self.general = widgets.VBox([self.language_row, self.preset_row, *[self.rows[n] for n in GENERAL]])
         self.sections = widgets.Accordion(children=list(self.groups.values()), selected_index=0)
         self.tabs = widgets.Tab(children=[self.general, self.sections])
-        actions = widgets.HBox([self.buttons[k] for k in ("preview", "save", "load", "start", "abort")])
-        super().__init__([self.tabs, widgets.HBox([self.args_path, self.resume]), actions, self.status,
-                          self.progress, self.plot, self.preview_area])
+        self.actions = widgets.HBox([self.buttons[k] for k in ("preview", "save", "load", "start", "abort")])
+        self.run_box = widgets.VBox([widgets.HBox([self.args_row, self.resume_row]), self.actions, self.status,
+                                     self.progress, self.plot, self.preview_title, self.preview_area])
+        super().__init__([self.tabs, self.run_box])
         self.set_language(lang)
 
     # ------------------------------------------------------------------------- config <-> widgets
     def values(self) -> dict:
-        return {name: w.value for name, w in self.widgets.items()}
+        return {name: from_choice(w.value) if None in self.fields[name].metadata.get("choices", ()) else w.value
+                for name, w in self.widgets.items()}
 
     def config(self) -> TrainConfig:
         """The TrainConfig the widgets describe (values converted by TrainConfig.from_dict; raises
-        ConfigError naming the field for a value that is not a number where one is needed)."""
+        ConfigError naming the field for a value that is not a number where one is needed). An empty
+        Output dir becomes a new folder (kit.train.board.default_output_dir)."""
         values = self.values()
         if not values["output_dir"]:
             values["output_dir"] = self.default_output_dir(values)
@@ -213,39 +262,76 @@ class TrainPanel(widgets.VBox):
     @staticmethod
     def default_output_dir(values: dict) -> str:
         """LLaMA-Factory's UI naming: saves/<model>/<method>/train_<date-time>, under kit's work dir."""
-        from kit import env
-
-        model = Path(str(values["model_name_or_path"])).name or "model"
-        return str(env.work_dir() / "saves" / model / str(values["finetuning_type"])
-                   / time.strftime("train_%Y-%m-%d-%H-%M-%S"))
+        return board.default_output_dir(values["model_name_or_path"], values["finetuning_type"])
 
     def set_config(self, config: TrainConfig) -> None:
         self.extra = dict(config.extra)
         for name, w in self.widgets.items():
             value = getattr(config, name)
-            w.value = ("" if value is None else str(value)) if isinstance(w, widgets.Text) else value
+            if None in self.fields[name].metadata.get("choices", ()):
+                w.value = to_choice(value)
+            else:
+                w.value = ("" if value is None else str(value)) if isinstance(w, widgets.Text) else value
+
+    def apply_preset(self, name: str) -> None:
+        """Fill the fields a quick preset sets (kit.train.board.PRESETS)."""
+        try:
+            values = board.preset_values(name)
+        except ConfigError as err:
+            self._error(err)
+            return
+        current = self.values()
+        current.update(values)
+        current["output_dir"] = self.widgets["output_dir"].value or ""
+        self.set_config(TrainConfig.from_dict({**current, "output_dir": current["output_dir"],
+                                               "extra": dict(self.extra)}, warn=False))
+        self.status.value = f"{html.escape(text('preset_applied', self.lang))}: {html.escape(name)}"
+
+    def _fill_dataset_names(self) -> None:
+        """The dataset picker lists the registered names (of the chosen stage) of dataset_dir."""
+        try:
+            names = board.dataset_names(self.widgets["dataset_dir"].value or "data",
+                                        stage=self.widgets["stage"].value)
+        except (OSError, ValueError):
+            names = []
+        for key in ("dataset", "eval_dataset"):
+            self.widgets[key].options = tuple(names)
 
     # ------------------------------------------------------------------------- language
     def set_language(self, lang: str) -> None:
-        """Switch every label (settings, groups, buttons) between English and Chinese."""
+        """Switch every label, help line, button and title between English and Chinese."""
         self.lang = LANGS[lang]
         if self.language.value != lang:
             self.language.value = lang
         for name, w in self.widgets.items():
             w.description = field_label(self.fields[name], self.lang)
+            set_help(self.rows[name], board.field_help(self.fields[name], self.lang))
         for key, button in self.buttons.items():
             button.description = text(key, self.lang)
         self.data_button.description = text("preview_data", self.lang)
         self.language.description = text("lang", self.lang)
+        self.preset.description = text("preset", self.lang)
         self.args_path.description = text("args_path", self.lang)
         self.resume.description = text("resume", self.lang)
+        set_help(self.language_row, text("lang_help", self.lang))
+        set_help(self.preset_row, text("preset_help", self.lang))
+        set_help(self.args_row, text("args_help", self.lang))
+        set_help(self.resume_row, text("resume_help", self.lang))
+        self.preview_title.value = f"<b>{html.escape(text('preview_title', self.lang))}</b>"
+        self.preview_area.placeholder = text("preview_hint", self.lang)
+        self.preset.options = [("—", "")] + [(board.PRESET_LABELS_ZH[n] if self.lang else n, n) for n in board.PRESETS]
         for index, key in enumerate(self.groups):
             self.sections.set_title(index, text(key, self.lang))
         self.tabs.set_title(0, text("general", self.lang))
         self.tabs.set_title(1, text("train_tab", self.lang))
+        if self.data_box.children and hasattr(self.data_box.children[0], "set_language"):
+            self.data_box.children[0].set_language(self.lang)
+
+    def _label(self, name: str) -> str:
+        return field_label(self.fields[name], self.lang)
 
     # ------------------------------------------------------------------------- buttons
-    def _error(self, err: Exception) -> None:
+    def _error(self, err: Exception | str) -> None:
         self.error = err
         self.status.value = (f"<span style='color:#c00'>{html.escape(text('error', self.lang))}: "
                              f"{html.escape(str(err))}</span>")
@@ -318,27 +404,46 @@ class TrainPanel(widgets.VBox):
         except (ConfigError, data.DataError, OSError, ValueError) as err:
             self._error(err)
             return None
-        panel = PreviewPanel(rows, page_size=page_size)
+        panel = PreviewPanel(rows, page_size=page_size, lang=self.lang)
         self.data_box.children = (panel,)
         return panel
 
+    def run_config(self) -> TrainConfig:
+        """The config a start would train, after the panel's own checks: an empty Output dir is a new
+        folder (or, with resume ticked, this panel's last run); a folder that holds a run without
+        overwrite / resume ticked, or resume without a checkpoint, is an error that names the panel's
+        controls (not code arguments)."""
+        values_dir = self.widgets["output_dir"].value.strip()
+        config = self.config()
+        if not values_dir and self.resume.value and self.last_output_dir:
+            config = dataclasses.replace(config, output_dir=self.last_output_dir)
+        config.validate()
+        problem = board.output_dir_problem(config.output_dir, config.overwrite_output_dir, self.resume.value)
+        if problem:
+            raise ConfigError(text("busy_dir" if problem == "busy" else "no_checkpoint", self.lang).format(
+                path=config.output_dir, overwrite=self._label("overwrite_output_dir"),
+                resume=text("resume", self.lang), output=self._label("output_dir")))
+        return config
+
     def start(self, background: bool = True):
         """Validate and train with kit.train.run (in a thread unless background=False); the loss plot
-        and progress bar update after every log. Returns the thread, or the TrainResult inline."""
+        and progress bar update after every log. Returns the thread, or the TrainResult inline.
+        Output dir is left as the learner set it (empty = a new folder per start); the folder used
+        is in the status line and in `last_output_dir`."""
         if self.thread is not None and self.thread.is_alive():
             self.status.value = html.escape(text("busy", self.lang))
             return self.thread
         try:
-            config = self.config().validate()
+            config = self.run_config()
         except ConfigError as err:
             self._error(err)
             return None
-        self.widgets["output_dir"].value = config.output_dir
+        self.last_output_dir = config.output_dir
         self.result, self.error, self.history = None, None, []
         self.abort_flag = threading.Event()
         self._title = f"{config.stage} / {config.finetuning_type}"
         self.progress.value = 0
-        self.status.value = html.escape(text("running", self.lang))
+        self.status.value = f"{html.escape(text('running', self.lang))} → {html.escape(config.output_dir)}"
         resume = self.resume.value
 
         def work():
@@ -346,7 +451,7 @@ class TrainPanel(widgets.VBox):
 
             try:
                 self.result = run(config, abort=self.abort_flag, callbacks=[PanelCallback(self)],
-                                  live_plot=False, resume=resume)
+                                  live_plot=False, resume=resume, overwrite_output_dir=config.overwrite_output_dir)
             except Exception as err:  # shown in the panel; the thread must not die silently
                 self._error(err)
                 return
@@ -360,8 +465,16 @@ class TrainPanel(widgets.VBox):
         self.thread.start()
         return self.thread
 
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
     def abort(self) -> None:
-        """Ask the running training to stop after the current step (a checkpoint is saved)."""
+        """Ask the running training to stop after the current step (a checkpoint is saved); says
+        so only when something runs."""
+        if not self.running:
+            self.status.value = html.escape(text("idle", self.lang))
+            return
         self.abort_flag.set()
         self.status.value = html.escape(text("aborting", self.lang))
 
