@@ -27,12 +27,12 @@ class SamplingParams:
     """How tokens are picked. Names and defaults follow LLaMA-Factory's GeneratingArguments.
     Allowed values are in each field's metadata (kit.settings); "slider" is the range a widget shows."""
 
-    do_sample: bool = field(default=True, metadata={"help": "sample (True) or always take the most likely token (False, greedy)"})
-    temperature: float = field(default=0.95, metadata={"help": "divide logits by this before softmax; lower = more focused (0.01-2.0)", "gt": 0.0, "max": 2.0, "slider": (0.01, 2.0, 0.01)})
-    top_p: float = field(default=0.7, metadata={"help": "nucleus sampling: keep the smallest set of tokens whose probability adds up to top_p (0-1]", "gt": 0.0, "max": 1.0, "slider": (0.05, 1.0, 0.05)})
-    top_k: int = field(default=50, metadata={"help": "keep only the k most likely tokens before sampling (0 = no limit)", "min": 0, "integer": True, "slider": (0, 200, 1)})
-    max_new_tokens: int = field(default=256, metadata={"help": "most tokens generated for one answer", "min": 1, "integer": True, "slider": (1, 1024, 1)})
-    repetition_penalty: float = field(default=1.0, metadata={"help": "> 1.0 makes already-used tokens less likely (1.0 = off)", "gt": 0.0, "slider": (1.0, 2.0, 0.05)})
+    do_sample: bool = field(default=True, metadata={"help": "sample (True) or always take the most likely token (False, greedy)", "help_zh": "采样（True）或总是取最可能的 token（False，贪心）"})
+    temperature: float = field(default=0.95, metadata={"help": "divide logits by this before softmax; lower = more focused (0.01-2.0)", "help_zh": "softmax 前把 logits 除以它；越低越集中（0.01-2.0）", "gt": 0.0, "max": 2.0, "slider": (0.01, 2.0, 0.01)})
+    top_p: float = field(default=0.7, metadata={"help": "nucleus sampling: keep the smallest set of tokens whose probability adds up to top_p (0-1]", "help_zh": "核采样：保留累计概率达到 top_p 的最小 token 集合 (0-1]", "gt": 0.0, "max": 1.0, "slider": (0.05, 1.0, 0.05)})
+    top_k: int = field(default=50, metadata={"help": "keep only the k most likely tokens before sampling (0 = no limit)", "help_zh": "采样前只保留最可能的 k 个 token（0 = 不限）", "min": 0, "integer": True, "slider": (0, 200, 1)})
+    max_new_tokens: int = field(default=256, metadata={"help": "most tokens generated for one answer", "help_zh": "一次回答最多生成的 token 数", "min": 1, "integer": True, "slider": (1, 1024, 1)})
+    repetition_penalty: float = field(default=1.0, metadata={"help": "> 1.0 makes already-used tokens less likely (1.0 = off)", "help_zh": "> 1.0 让已出现的 token 更不可能（1.0 = 关闭）", "gt": 0.0, "slider": (1.0, 2.0, 0.05)})
 
     def validate(self) -> "SamplingParams":
         """Each field against the range in its metadata (kit.settings)."""

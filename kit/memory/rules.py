@@ -106,3 +106,46 @@ def largest_text(n: int, vary: str, lang: int = 0) -> str:
     if n >= SEARCH_LIMIT[vary]:
         return f"≥ {n} (search limit)" if not lang else f"≥ {n}（搜索上限）"
     return str(n)
+
+
+def adjust_for_method(method: str, values: dict) -> dict:
+    """The values after the learner picks `method`: quantization that cannot go with it is reset
+    (full / freeze / lora: none; qlora: 4-bit when it was none). What the learner sets after that
+    is checked by `settings_for`, never silently changed."""
+    values = dict(values)
+    if method in ("full", "freeze", "lora"):
+        values["quantization_bit"] = None
+    elif method == "qlora" and values.get("quantization_bit") is None:
+        values["quantization_bit"] = 4
+    return values
+
+
+def from_train_config(config) -> tuple[object, str, dict]:
+    """(model, method, settings) for `estimate()` from a kit.train.TrainConfig: the memory of the
+    run the training panel describes, on a GPU in bf16 (fp16 when `fp16` is ticked).
+
+    model is a bundled name when one matches, else the model's transformers config (read from its
+    folder or the hub cache; only config.json, no weights)."""
+    from kit.memory.architectures import names as bundled
+
+    name = str(config.model_name_or_path)
+    lookup = {n.lower(): n for n in bundled()}
+    short = name.rstrip("/").split("/")[-1].lower()
+    model = lookup.get(short) or lookup.get(short.replace("-instruct", ""))
+    if model is None:
+        from transformers import AutoConfig
+
+        from kit import models
+
+        model = AutoConfig.from_pretrained(models.resolve(name))
+    method = config.finetuning_type
+    if method == "lora" and config.quantization_bit:
+        method = "qlora"
+    targets = "all" if config.lora_target in ("all", "", None) else config.lora_target
+    values = dict(dtype="float16" if config.fp16 else "bfloat16", quantization_bit=config.quantization_bit,
+                  double_quantization=config.double_quantization, batch_size=config.per_device_train_batch_size,
+                  seq_len=config.cutoff_len, gradient_checkpointing=not config.disable_gradient_checkpointing,
+                  optimizer="adamw_8bit" if "8bit" in config.optim else "adamw_torch",
+                  lora_rank=config.lora_rank, lora_target=targets,
+                  freeze_trainable_layers=abs(config.freeze_trainable_layers), pure_bf16=config.pure_bf16)
+    return model, method, settings_for(method, values)

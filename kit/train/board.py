@@ -93,11 +93,37 @@ def dataset_names(dataset_dir: str | Path = "data", stage: str | None = None) ->
     """The names registered in dataset_info.json (what the dataset picker lists). With a stage, only
     the ones that stage can read: pairwise ("ranking") data for rm/dpo, the rest for the others
     (kto reads its own kto_tag datasets, which are not ranking). DataError names a missing/bad file."""
+    from kit import env
     from kit.data.registry import read_dataset_info
-    from kit.train.runner import resolve_dataset_dir
 
-    info = read_dataset_info(resolve_dataset_dir(str(dataset_dir)))
+    folder = Path(dataset_dir).expanduser()  # as kit.train.runner.resolve_dataset_dir, without importing trainers
+    if not folder.is_absolute() and not (folder / "dataset_info.json").exists():
+        folder = env.repo_root() / folder
+    info = read_dataset_info(folder)
     if stage is None:
         return list(info)
     pairwise = stage in ("rm", "dpo")
     return [name for name, entry in info.items() if bool(entry.get("ranking", False)) == pairwise]
+
+
+def load_trained(source: str, model_name_or_path: str, adapter_dir: str | None = None,
+                 merged_dir: str | None = None, device: str | None = None):
+    """(model, tokenizer) for the board's Evaluate and Chat tabs, as lessons 10-11 load them:
+    "base" (the model alone), "adapter" (the base with the LoRA adapter of a run folder) or
+    "merged" (an exported folder). FileNotFoundError says which folder is missing."""
+    from kit import models
+
+    if source == "base":
+        return models.load(model_name_or_path, device=device)
+    folder = adapter_dir if source == "adapter" else merged_dir
+    marker = "adapter_config.json" if source == "adapter" else "config.json"
+    if source not in ("adapter", "merged"):
+        raise ValueError(f"source {source!r} is not one of base, adapter, merged")
+    if not folder or not (Path(folder) / marker).is_file():
+        raise FileNotFoundError(f"{source}: no {marker} in {folder!r}; train (adapter) or export (merged) first")
+    if source == "merged":
+        return models.load(folder, device=device)
+    from peft import PeftModel
+
+    model, tokenizer = models.load(model_name_or_path, device=device)
+    return PeftModel.from_pretrained(model, folder).eval(), tokenizer

@@ -15,6 +15,7 @@ from dataclasses import fields
 import ipywidgets as widgets
 
 from kit.chat import ChatSession, SamplingParams
+from kit.ui.common import set_help, with_help
 
 _COLORS = {"user": "#e8f0fe", "assistant": "#f1f3f4", "function": "#fef7e0", "observation": "#e6f4ea"}
 
@@ -30,41 +31,72 @@ def history_html(history: list[dict], pending: str | None = None) -> str:
     return "".join(parts) or "<i>(no messages yet)</i>"
 
 
-def _control(f):
+TEXT = {
+    "system": ("System prompt", "系统提示词"), "system_hint": ("empty = the template's default", "留空 = 模板默认"),
+    "input": ("Message", "消息"), "input_hint": ("Type a message and press Enter", "输入消息后按回车发送"),
+    "send": ("Send", "发送"), "clear": ("Clear", "清空"), "empty": ("type a message first", "请先输入消息"),
+    "generating": ("generating…", "生成中……"), "settings": ("Sampling parameters and system prompt", "采样参数与系统提示词"),
+    "none_yet": ("(no messages yet)", "（还没有消息）"),
+}
+
+
+def _control(f, lang: int = 0):
     value = f.default
-    common = dict(value=value, description=f.name, description_tooltip=f.metadata["help"],
-                  style={"description_width": "140px"})
+    common = dict(value=value, description=f.name, style={"description_width": "140px"},
+                  layout=widgets.Layout(width="520px"))
     if isinstance(value, bool):
-        return widgets.Checkbox(**common)
+        return widgets.Checkbox(indent=False, **common)
     low, high, step = f.metadata["slider"]  # SamplingParams' field metadata
     if isinstance(value, int):
         return widgets.IntSlider(min=low, max=high, step=step, **common)
     return widgets.FloatSlider(min=low, max=high, step=step, **common)
 
 
-class ChatPanel:
-    """Chat with `session` in a notebook; the session keeps the history."""
+def _help(f, lang: int) -> str:
+    return f.metadata.get("help_zh", f.metadata["help"]) if lang else f.metadata["help"]
 
-    def __init__(self, session: ChatSession):
+
+class ChatPanel:
+    """Chat with `session` in a notebook; the session keeps the history. Enter in the message box
+    sends (as the Send button does); tokens appear as they are generated."""
+
+    def __init__(self, session: ChatSession, lang: int = 0):
         self.session = session
+        self.lang = lang
+        self.fields = {f.name: f for f in fields(SamplingParams)}
         self.params = {f.name: _control(f) for f in fields(SamplingParams)}
         for name, control in self.params.items():
             control.value = getattr(session.params, name)
+        self.param_rows = {name: with_help(c, _help(self.fields[name], lang), width="520px")
+                           for name, c in self.params.items()}
         self.system = widgets.Textarea(value=session.system or getattr(session.template, "default_system", "") or "",
-                                       description="system", placeholder="system prompt (empty = template default)",
-                                       layout=widgets.Layout(width="95%"))
-        self.input = widgets.Text(placeholder="Type a message and press Send", layout=widgets.Layout(width="70%"))
-        self.send_button = widgets.Button(description="Send", button_style="primary")
-        self.clear_button = widgets.Button(description="Clear")
+                                       style={"description_width": "140px"}, layout=widgets.Layout(width="95%"))
+        self.input = widgets.Text(layout=widgets.Layout(width="70%"), style={"description_width": "70px"})
+        # Enter in the box: the front end sends a "submit" message (Text.on_submit is deprecated in ipywidgets 8)
+        self.input.on_msg(lambda _widget, content, _buffers: content.get("event") == "submit" and self.send())
+        self.send_button = widgets.Button(button_style="primary")
+        self.clear_button = widgets.Button()
         self.history = widgets.HTML(history_html(session.history))
         self.status = widgets.HTML("")
         self.send_button.on_click(self.send)
         self.clear_button.on_click(self.clear)
-        settings = widgets.Accordion([widgets.VBox([self.system, *self.params.values()])])
-        settings.set_title(0, "sampling parameters and system prompt")
-        settings.selected_index = None
+        self.settings = widgets.Accordion([widgets.VBox([self.system, *self.param_rows.values()])])
+        self.settings.selected_index = None
         self.widget = widgets.VBox([self.history, widgets.HBox([self.input, self.send_button, self.clear_button]),
-                                    self.status, settings])
+                                    self.status, self.settings])
+        self.set_language(lang)
+
+    def set_language(self, lang: int) -> None:
+        self.lang = lang
+        t = {key: pair[lang] for key, pair in TEXT.items()}
+        self.system.description, self.system.placeholder = t["system"], t["system_hint"]
+        self.input.description, self.input.placeholder = t["input"], t["input_hint"]
+        self.send_button.description, self.clear_button.description = t["send"], t["clear"]
+        self.settings.set_title(0, t["settings"])
+        for name, row in self.param_rows.items():
+            set_help(row, _help(self.fields[name], lang))
+        if not self.session.history:
+            self.history.value = f"<i>{t['none_yet']}</i>"
 
     def read_params(self) -> SamplingParams:
         return SamplingParams(**{name: control.value for name, control in self.params.items()}).validate()
@@ -73,7 +105,7 @@ class ChatPanel:
         """Send the input box's text; the answer streams into the history. Returns the answer."""
         message = self.input.value.strip()
         if not message:
-            self.status.value = "<i>type a message first</i>"
+            self.status.value = f"<i>{TEXT['empty'][self.lang]}</i>"
             return ""
         try:
             self.session.params = self.read_params()
@@ -82,11 +114,13 @@ class ChatPanel:
             return ""
         self.session.system = self.system.value or None
         self.input.value = ""
-        self.status.value = "<i>generating…</i>"
+        self.status.value = f"<i>{TEXT['generating'][self.lang]}</i>"
         shown_history = self.session.history + [{"role": "user", "content": message}]
         answer = ""
+        self.pieces = 0
         for piece in self.session.stream(message):
             answer += piece
+            self.pieces += 1
             self.history.value = history_html(shown_history, pending=answer)
         self.history.value = history_html(self.session.history)
         self.status.value = ""
