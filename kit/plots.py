@@ -26,8 +26,8 @@ _CJK_NAMES = ("wqy", "notosanscjk", "notoserifcjk", "sourcehansans", "simhei", "
 
 
 def cjk_font() -> str | None:
-    """The family name of an installed font with Chinese glyphs, added to matplotlib's sans-serif
-    fallback list so Chinese labels draw; None when the machine has none (labels then stay English:
+    """The family name of an installed font with Chinese glyphs, added after matplotlib's font.family
+    so Chinese labels draw (English text keeps its font); None when the machine has none (labels then stay English:
     matplotlib would draw empty boxes and warn for every glyph)."""
     global _CJK
     if _CJK is not _UNSET:
@@ -42,8 +42,9 @@ def cjk_font() -> str | None:
                 _CJK = font_manager.FontProperties(fname=path).get_name()
             except (OSError, RuntimeError, ValueError):
                 continue
-            if _CJK not in rcParams["font.sans-serif"]:
-                rcParams["font.sans-serif"] = [*rcParams["font.sans-serif"], _CJK]
+            families = list(rcParams["font.family"])
+            if _CJK not in families:  # matplotlib falls back along font.family glyph by glyph
+                rcParams["font.family"] = [*families, _CJK]
             break
     return _CJK
 

@@ -69,8 +69,10 @@ def plot_loss(log_history: list[dict], path: str | Path | None = None, title: st
     the axes in Chinese (where a Chinese font is installed)."""
     from matplotlib.ticker import MaxNLocator
 
-    from kit.plots import Figure, label
+    from kit.plots import Figure, cjk_font, label
 
+    if lang:
+        cjk_font()  # before the figure exists: its texts take their font family when created
     series = loss_series(log_history)
     fig = Figure(figsize=(6, 3.5), dpi=100)
     ax = fig.add_subplot()

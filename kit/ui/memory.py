@@ -31,6 +31,8 @@ PANEL_METHODS = ["inference", "full", "freeze", "lora", "qlora"]
 def breakdown_figure(breakdowns: list[Breakdown] | Breakdown, labels: list[str] | None = None,
                      budget_gib: float | None = None, lang: int = 0) -> Figure:
     """A stacked bar per breakdown (GiB), one colour per component; an optional budget line."""
+    if lang:
+        plots.cjk_font()  # before the figure exists: its texts take their font family when created
     if isinstance(breakdowns, Breakdown):
         breakdowns = [breakdowns]
     labels = labels or [f"{b.method}" for b in breakdowns]
