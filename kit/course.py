@@ -63,6 +63,15 @@ def kernel_env(quick: bool) -> dict:
     return environ
 
 
+EXTRA_NOTEBOOKS = ("studio.ipynb",)  # run after the lessons (the board of issue 18), not numbered lessons
+
+
+def notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
+    """What the course run executes: the lessons in order, then the extra notebooks that exist."""
+    folder = Path(folder) if folder else env.notebooks_dir()
+    return lessons(folder) + [folder / name for name in EXTRA_NOTEBOOKS if (folder / name).is_file()]
+
+
 def _failed_cell(nb) -> tuple[int | None, str | None, str | None]:
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
@@ -183,7 +192,7 @@ def run_course(quick: bool | None = None, out: str | os.PathLike = "build/course
     out_dir = Path(out)
     if not out_dir.is_absolute():
         out_dir = env.repo_root() / out_dir
-    selected = [p for p in lessons(folder) if not only or any(p.name.startswith(o) for o in only)]
+    selected = [p for p in notebooks(folder) if not only or any(p.name.startswith(o) for o in only)]
     if not selected:
         raise FileNotFoundError(f"no lesson notebooks matched {only or 'NN_*.ipynb'} in {folder or env.notebooks_dir()}")
     results: list[LessonResult] = []

@@ -72,3 +72,8 @@ def test_install_cell_without_kit_stops_with_clear_message(tmp_path):
     assert "Traceback" not in run.stderr and not list(tmp_path.iterdir()), "nothing cloned or written"
     assert "## Run on Colab" in (env.repo_root() / "README.md").read_text()
     assert "github.com/llm-course-kit" not in INSTALL_CELL, "no placeholder repository URL"
+
+
+def test_studio_follows_the_lesson_conventions():
+    """notebooks/studio.ipynb (issue 18) is not a numbered lesson but keeps the same conventions."""
+    test_lesson_conventions("studio")

@@ -297,39 +297,30 @@ def test_resume_then_abort_ends_cleanly_with_the_notebook_progress_callback(tmp_
                             output_dir=str(tmp_path / "run")).items():
         panel.widgets[name].value = value
 
-    class StopAt:  # abort at a given global step, as the Abort button would
-        def __init__(self, step):
-            self.step = step
+    from transformers import TrainerCallback
 
-    def run_until(step, resume):
-        panel.resume.value = resume
-        from transformers import TrainerCallback
+    class AbortAt(TrainerCallback):  # presses Abort during the step after `step`
+        step = 0
 
-        class Stopper(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                if state.global_step >= step:
-                    panel.abort_flag.set()
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step >= self.step:
+                panel.abort_flag.set()
 
-        import kit.ui.train as ui_train
-
-        original = ui_train.PanelCallback.__new__
-
-        def with_stopper(cls, p):
-            cb = original(cls, p)
-            cb.on_substep_end = lambda *a, **k: None
-            return cb
-
-        monkeypatch.setattr(panel, "abort_flag", threading.Event())
-        import kit.train as kt
-
-        real_run = kt.run
-        monkeypatch.setattr(kt, "run", lambda config, **kw: real_run(config, **{**kw, "callbacks": kw["callbacks"] + [Stopper()]}))
-        result = panel.start(background=False)
-        monkeypatch.setattr(kt, "run", real_run)
-        return result
-
-    first = run_until(2, resume=False)
-    assert panel.error is None and first.interrupted and first.global_step == 2
-    second = run_until(4, resume=True)
+    stopper = AbortAt()
+    panel.callbacks = [stopper]
+    stopper.step = 2
+    first = panel.start(background=False)
+    assert panel.error is None and first.interrupted and first.global_step == 3
+    panel.resume.value = True
+    stopper.step = 3  # abort in the first resumed step: the notebook tracker then divides by None
+    second = panel.start(background=False)
     assert panel.error is None, panel.error
     assert second.interrupted and second.global_step == 4 and "Stopped early" in panel.status.value
+    assert second.output_dir == first.output_dir
+
+
+def test_course_run_includes_the_studio_after_the_lessons():
+    from kit import course
+
+    names = [p.name for p in course.notebooks()]
+    assert names[-1] == "studio.ipynb" and names[:-1] == [p.name for p in course.lessons()]

@@ -197,6 +197,7 @@ class TrainPanel(widgets.VBox):
         self.thread: threading.Thread | None = None
         self.abort_flag = threading.Event()
         self.last_output_dir: str | None = None  # the folder of this panel's last start
+        self.callbacks: list = []  # extra transformers TrainerCallbacks for the next starts
         self._title = "training loss"
 
         # presets, data preview
@@ -450,7 +451,7 @@ class TrainPanel(widgets.VBox):
             from kit.train import run
 
             try:
-                self.result = run(config, abort=self.abort_flag, callbacks=[PanelCallback(self)],
+                self.result = run(config, abort=self.abort_flag, callbacks=[PanelCallback(self), *self.callbacks],
                                   live_plot=False, resume=resume, overwrite_output_dir=config.overwrite_output_dir)
             except Exception as err:  # shown in the panel; the thread must not die silently
                 self._error(err)
