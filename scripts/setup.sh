@@ -17,4 +17,11 @@ if ! "$py" -c "import torch" 2>/dev/null; then
 fi
 "$py" -m pip install -q -e ".[test,teach]"
 "$py" -m ipykernel install --sys-prefix --name python3 >/dev/null
+# Browser tests (tests/browser) use Debian's chromium (never `playwright install`) and a Chinese font
+# for the 中文 labels; installed here where apt-get runs as root, else those tests skip with one line.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) \
+    || echo "setup: could not install chromium; the browser tests will be skipped"
+fi
 echo "ready: $venv ($("$py" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"

@@ -281,6 +281,30 @@ def test_studio_has_the_board_tabs_and_a_memory_estimate():
 
 # ------------------------------------------------------------------------ a real run: resume then abort
 
+def test_transformers_notebook_progress_fails_on_resume_then_abort_so_the_panel_detaches_it():
+    """The sequence of a run resumed at step 3 and aborted after step 5 (max_steps 12) breaks
+    transformers' NotebookProgressCallback; kit.train.run removes it when a panel draws progress."""
+    from types import SimpleNamespace
+
+    from transformers.trainer_callback import ProgressCallback
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    from kit.train.runner import _detach_progress
+
+    cb = NotebookProgressCallback()
+    args = SimpleNamespace(eval_strategy="no")
+    state = SimpleNamespace(max_steps=12, global_step=3, epoch=0.5, num_train_epochs=2)
+    cb.on_train_begin(args, state, None)
+    for step in (4, 5):
+        state.global_step = step
+        cb.on_step_end(args, state, None)
+    with pytest.raises(TypeError, match="NoneType"):
+        cb.on_train_end(args, state, None)
+    removed = []
+    _detach_progress(SimpleNamespace(remove_callback=removed.append))
+    assert NotebookProgressCallback in removed and ProgressCallback in removed
+
+
 @pytest.mark.slow
 def test_resume_then_abort_ends_cleanly_with_the_notebook_progress_callback(tmp_path, monkeypatch):
     """In JupyterLab transformers attaches NotebookProgressCallback; a resumed run that is aborted
@@ -293,7 +317,7 @@ def test_resume_then_abort_ends_cleanly_with_the_notebook_progress_callback(tmp_
     monkeypatch.setattr(transformers.trainer, "DEFAULT_PROGRESS_CALLBACK", NotebookProgressCallback)
     panel = TrainPanel()
     panel.preset.value = "tiny run on CPU"
-    for name, value in dict(max_samples="8", cutoff_len=48, max_steps=6, save_steps=2,
+    for name, value in dict(max_samples="8", cutoff_len=48, max_steps=12, save_steps=100,
                             output_dir=str(tmp_path / "run")).items():
         panel.widgets[name].value = value
 
@@ -312,10 +336,10 @@ def test_resume_then_abort_ends_cleanly_with_the_notebook_progress_callback(tmp_
     first = panel.start(background=False)
     assert panel.error is None and first.interrupted and first.global_step == 3
     panel.resume.value = True
-    stopper.step = 3  # abort in the first resumed step: the notebook tracker then divides by None
+    stopper.step = 4  # abort in the second resumed step: the notebook tracker then divides by None
     second = panel.start(background=False)
     assert panel.error is None, panel.error
-    assert second.interrupted and second.global_step == 4 and "Stopped early" in panel.status.value
+    assert second.interrupted and second.global_step == 5 and "Stopped early" in panel.status.value
     assert second.output_dir == first.output_dir
 
 

@@ -68,7 +68,7 @@ def assert_no_tracebacks(page) -> None:
 def control(page, label: str, kind: str = "input", within=None):
     """The input / select / button of the ipywidget whose visible label is `label`."""
     scope = within or page
-    box = scope.locator(".widget-inline-hbox, .jupyter-widgets.widget-checkbox").filter(
+    box = scope.locator(".widget-inline-hbox, .jupyter-widgets.widget-checkbox").filter(visible=True).filter(
         has=page.locator(f"label.widget-label:text-is('{label}'), label:text-is('{label}')")).first
     return box.locator(kind).first
 
@@ -92,3 +92,10 @@ def click_tab(page, title: str) -> None:
 
 def button(page, text: str):
     return page.locator("button.jupyter-button, button.widget-button").filter(has_text=text).first
+
+
+def open_section(page, title: str) -> None:
+    """Expand an Accordion section by its title (ipywidgets 8 Collapse header)."""
+    header = page.locator(".jupyter-widget-Collapse-header, .p-Collapse-header, .lm-Collapse-header").filter(
+        visible=True).filter(has_text=title).first
+    header.click()
