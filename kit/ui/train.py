@@ -215,7 +215,8 @@ class TrainPanel(widgets.VBox):
         self.resume = widgets.Checkbox(value=False, indent=False)
         self.args_row = with_help(self.args_path, "", width="430px")
         self.resume_row = with_help(self.resume, "", width="430px")
-        self.buttons = {key: widgets.Button(button_style=style) for key, style in
+        self.buttons = {key: widgets.Button(button_style=style, layout=widgets.Layout(width="auto"))
+                        for key, style in
                         [("preview", ""), ("save", ""), ("load", ""), ("start", "primary"),
                          ("abort", "danger")]}
         self.buttons["preview"].on_click(lambda _: self.preview_command())
@@ -240,7 +241,9 @@ class TrainPanel(widgets.VBox):
         self.sections = widgets.Accordion(children=list(self.groups.values()), selected_index=0)
         self.tabs = widgets.Tab(children=[self.general, self.sections])
         self.actions = widgets.HBox([self.buttons[k] for k in ("preview", "save", "load", "start", "abort")])
-        self.run_box = widgets.VBox([widgets.HBox([self.args_row, self.resume_row]), self.actions, self.status,
+        self.run_box = widgets.VBox([widgets.HBox([self.args_row, self.resume_row],
+                                                  layout=widgets.Layout(flex_flow="row wrap")),
+                                     self.actions, self.status,
                                      self.progress, self.plot, self.preview_title, self.preview_area])
         super().__init__([self.tabs, self.run_box])
         self.set_language(lang)

@@ -60,7 +60,7 @@ def test_studio_train_abort_resume_chat_export(page, lab):
     jl.button(page, "Abort").click()
     _status_has(page, "Stopped early")
 
-    jl.control(page, "Resume from last checkpoint").check()
+    page.locator("label:has-text('Resume from last checkpoint') input[type=checkbox]").filter(visible=True).first.check()
     before = _plot_src(page)
     jl.button(page, "Start").click()
     _wait_plot_change(page, before)
