@@ -1,5 +1,6 @@
 """The studio in JupyterLab: set values through the page, train, watch the loss plot, abort, resume,
 chat with streaming tokens, export; help lines in English and Chinese; no errors."""
+import re
 import time
 
 import pytest
@@ -60,6 +61,9 @@ def test_studio_train_abort_resume_chat_export(page, lab):
     jl.button(page, "Abort").click()
     _status_has(page, "Stopped early")
 
+    stopped = studio.locator(".widget-html-content").filter(has_text="Stopped early").first.inner_text()
+    step = int(re.search(r"at step (\d+)", stopped).group(1))
+    jl.set_text(page, "Max steps", str(step + 2))  # resume for two more steps
     page.locator("label:has-text('Resume from last checkpoint') input[type=checkbox]").filter(visible=True).first.check()
     before = _plot_src(page)
     jl.button(page, "Start").click()
