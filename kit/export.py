@@ -24,7 +24,8 @@ Option names follow LLaMA-Factory's export arguments (`export_dir`, `export_size
 `model_name_or_path`, `template`), except the quantized copy: it is `bnb_quantization_bit`, named for
 what it does (bitsandbytes). LLaMA-Factory's `export_quantization_bit` means GPTQ with a calibration
 set, which the kit does not do, so that option is refused with a message, never read as bitsandbytes.
-Left out: GPTQ/AWQ quantization, pushing to a hub, GGUF conversion (Ollama imports safetensors itself).
+Left out: GPTQ/AWQ quantization, pushing to a hub. GGUF files (Ollama, llama.cpp, LM Studio):
+`to_gguf` (kit.gguf_export).
 """
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ SAMPLE_PROMPTS = ("Who are you?", "What is the capital of France?", "Write one s
 # Largest merged-vs-adapter logit difference accepted, per precision. fp32 is exact up to
 # summation order; half precisions round W + BA once more (the bf16 step at |W| ~ 1 is 2**-8).
 TOLERANCE = {"float32": 1e-4, "float16": 5e-2, "bfloat16": 2.5e-1}
+
+
+from kit.gguf_export import QUANTIZATIONS as GGUF_QUANTIZATIONS  # noqa: E402,F401  (kit.export.to_gguf)
+from kit.gguf_export import GGUFExportError, GGUFReport, to_gguf  # noqa: E402,F401
 
 
 class ExportError(RuntimeError):
@@ -193,7 +198,7 @@ def max_abs_diff(left, right) -> float:
     return max(float((a.double() - b.double()).abs().max()) for a, b in zip(left, right))
 
 
-def ollama_modelfile(tokenizer, system: str | None, stops: list[str]) -> str:
+def ollama_modelfile(tokenizer, system: str | None, stops: list[str], source: str = ".") -> str:
     """An Ollama Modelfile for the folder it sits in, derived from the tokenizer's chat template.
 
     The template is rendered with marker contents (system, user, assistant, one turn each) and cut
@@ -216,12 +221,13 @@ def ollama_modelfile(tokenizer, system: str | None, stops: list[str]) -> str:
     assistant_block = r3[len(r2):].replace(marks["assistant"], "{{ .Content }}")
     generation = gen[len(r2):]
     last_turn = ("{{ if $last }}" + generation + "{{ end }}") if generation else ""
-    go = ("{{- if .System }}" + system_block + "{{ end }}"
-          + "{{- range $i, $_ := .Messages }}{{- $last := eq (len (slice $.Messages $i)) 1 }}"
-          + '{{- if eq .Role "user" }}' + user_block + last_turn
-          + '{{- else if eq .Role "assistant" }}' + assistant_block + "{{ end }}{{ end }}")
+    # no {{- trimming: in Go it would also delete the newlines that end the blocks (kit.ollama)
+    go = ("{{ if .System }}" + system_block + "{{ end }}"
+          + "{{ range $i, $_ := .Messages }}{{ $last := eq (len (slice $.Messages $i)) 1 }}"
+          + '{{ if eq .Role "user" }}' + user_block + last_turn
+          + '{{ else if eq .Role "assistant" }}' + assistant_block + "{{ end }}{{ end }}")
     lines = ["# Ollama Modelfile written by kit.export: `ollama create NAME -f Modelfile` in this folder", "",
-             "FROM .", "", f'TEMPLATE """{go}"""', ""]
+             f"FROM {source}", "", f'TEMPLATE """{go}"""', ""]
     if system:
         lines += [f'SYSTEM """{system}"""', ""]
     lines += [f'PARAMETER stop "{word}"' for word in stops]
@@ -276,6 +282,7 @@ def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
     """
     from peft import PeftModel
 
+    from kit import ollama as kit_ollama
     from kit.chat import stop_token_ids, stop_words
 
     config = _export_config(options)
@@ -403,7 +410,9 @@ def _write_folder(export_dir: Path, merged, tokenizer, config: ExportConfig, tem
             quantized_diff = _quantize_folder(tmp, config.bnb_quantization_bit, check["adapter_logits"],
                                               check["batch"], config.max_shard_size)
         if config.ollama_modelfile:
-            (tmp / "Modelfile").write_text(ollama_modelfile(tokenizer, _default_system(template, tokenizer), words))
+            text = (kit_ollama.modelfile(template, tokenizer, source=".", stop_words=words) if template is not None
+                    else ollama_modelfile(tokenizer, _default_system(template, tokenizer), words))
+            (tmp / "Modelfile").write_text(text)
         if export_dir.exists():
             shutil.rmtree(export_dir) if export_dir.is_dir() else export_dir.unlink()
         tmp.rename(export_dir)
@@ -469,6 +478,9 @@ class ExportCommand:
     adapter_name_or_path: str | None = field(default=None, metadata={"help": "the LoRA adapter folder"})
     export_dir: str | None = field(default=None, metadata={"help": "where to write the merged model"})
     no_modelfile: bool = field(default=False, metadata={"help": "do not write an Ollama Modelfile"})
+    gguf: str | None = field(default=None, metadata={"help": "also write this GGUF file (Ollama / llama.cpp) from the merged "
+                                                     "folder; without --adapter_name_or_path, export_dir is an existing merged folder"})
+    quantization: str = field(default="f16", metadata={"help": "GGUF tensor type: f32, f16, bf16, q8_0, q5_1, q5_0, q4_1, q4_0"})
 
 
 def _export_size(value: str) -> float | str:
@@ -478,6 +490,9 @@ def _export_size(value: str) -> float | str:
 
 def cli_main(argv: list[str] | None = None) -> int:
     """`python -m kit export [merge.yaml] --adapter_name_or_path DIR --export_dir DIR [...]`.
+
+    `--gguf FILE.gguf [--quantization q8_0]` also writes a GGUF file from the merged folder (to_gguf);
+    without an adapter, `--export_dir` names an existing merged (or any llama-family) folder to convert.
 
     The YAML takes LLaMA-Factory's export keys (model_name_or_path, adapter_name_or_path, template,
     export_dir, export_size; bnb_quantization_bit for a bitsandbytes copy); flags override it. The flags are
@@ -494,6 +509,8 @@ def cli_main(argv: list[str] | None = None) -> int:
     if isinstance(settings.get("export_size"), str):
         settings["export_size"] = _export_size(settings["export_size"])
     command, config, _, unused = parse(parser, argv, settings)
+    if command.gguf and not command.adapter_name_or_path and command.export_dir:
+        return _gguf_cli(command.export_dir, command.gguf, command.quantization, config.overwrite)
     if not command.adapter_name_or_path or not command.export_dir:
         parser.error("both adapter_name_or_path and export_dir are needed (flags or YAML keys)")
     if command.no_modelfile:
@@ -507,6 +524,17 @@ def cli_main(argv: list[str] | None = None) -> int:
     try:
         print(merge_and_save(command.adapter_name_or_path, command.export_dir, **options))
     except (ExportError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if command.gguf:
+        return _gguf_cli(command.export_dir, command.gguf, command.quantization, config.overwrite)
+    return 0
+
+
+def _gguf_cli(model_dir, gguf_file, quantization: str, overwrite: bool) -> int:
+    try:
+        print(to_gguf(model_dir, gguf_file, quantization=quantization, overwrite=overwrite))
+    except (GGUFExportError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -355,9 +355,12 @@ def _run(nodes, scope: _Scope, dot, out: list) -> None:
                 scope.frames.pop()
 
 
-def render(go_text: str, messages, system: str | None = None) -> str:
-    """Execute `go_text` as Ollama would for these kit messages (see ollama_messages)."""
-    system, msgs = ollama_messages(messages, system)
+def render(go_text: str, messages, system: str | None = None, modelfile_system: str | None = None) -> str:
+    """Execute `go_text` as Ollama would for these kit messages (see ollama_messages).
+    `modelfile_system`: the Modelfile's SYSTEM, which Ollama uses when the messages bring none."""
+    messages = list(messages)
+    has_system = bool(system) or bool(messages and messages[0]["role"] == "system")
+    system, msgs = ollama_messages(messages, system if has_system else modelfile_system)
     return execute(go_text, {"System": system, "Messages": msgs, "Tools": [], "Response": "", "Prompt": ""})
 
 
@@ -395,17 +398,45 @@ def expected(template, messages, system=None, tokenizer=None) -> str:
                     tokenizer=tokenizer)
 
 
-def check(template, go_text: str | None = None, tokenizer=None, conversations=CHECK_CONVERSATIONS) -> list[dict]:
-    """Render each conversation with the Go template and with `template.render`; the mismatches
-    (empty when the TEMPLATE is exact): [{"messages", "system", "expected", "rendered"}]."""
-    go_text = go_template(template, tokenizer) if go_text is None else go_text
+def check(template, modelfile_text: str | None = None, tokenizer=None, conversations=CHECK_CONVERSATIONS) -> list[dict]:
+    """Render each conversation with a Modelfile's TEMPLATE (and SYSTEM) as Ollama would, and with
+    `template.render`; returns the mismatches (empty when the Modelfile is exact):
+    [{"messages", "system", "expected", "rendered"}]. Default Modelfile: `modelfile(template, tokenizer)`."""
+    parsed = parse_modelfile(modelfile(template, tokenizer) if modelfile_text is None else modelfile_text)
+    if parsed["template"] is None:
+        raise ModelfileError('the Modelfile has no TEMPLATE """..."""')
     bad = []
     for messages, system in conversations:
         want = expected(template, messages, system, tokenizer)
         try:
-            got = render(go_text, messages, system)
+            got = render(parsed["template"], messages, system, modelfile_system=parsed["system"])
         except ModelfileError as exc:
             got = f"<error: {exc}>"
         if got != want:
             bad.append({"messages": messages, "system": system, "expected": want, "rendered": got})
     return bad
+
+
+def go_render(go_text: str, cases: list[tuple], go_binary: str) -> list[str]:
+    """Render (messages, system) cases with a real Go text/template program (bench/gotemplate,
+    built with `go build`): the reference the Python renderer is checked against where Go exists."""
+    import json
+    import subprocess
+    import tempfile
+
+    data = []
+    for messages, system in cases:
+        system_text, msgs = ollama_messages(messages, system)
+        data.append({"System": system_text, "Messages": msgs, "Tools": [], "Response": "", "Prompt": ""})
+    with tempfile.NamedTemporaryFile("w", suffix=".tmpl", delete=False, encoding="utf-8") as handle:
+        handle.write(go_text)
+    try:
+        result = subprocess.run([go_binary, handle.name], input=json.dumps(data), capture_output=True,
+                                text=True, timeout=120)
+    finally:
+        import os
+
+        os.unlink(handle.name)
+    if result.returncode != 0:
+        raise ModelfileError(f"Go text/template failed: {result.stderr[-2000:]}")
+    return json.loads(result.stdout)
