@@ -168,7 +168,8 @@ def test_ollama_modelfile_from_either_template(tokenizer):
     own = export.ollama_modelfile(tokenizer, "Be kind.", ["<|im_end|>"])  # the tokenizer's own template
     assert 'SYSTEM """Be kind."""' in own and 'PARAMETER stop "<|im_end|>"' in own
     assert '{{ if $last }}<|im_start|>assistant\n{{ end }}' in own
-    assert '{{- if eq .Role "user" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n' in own
+    assert '{{ if eq .Role "user" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n' in own
+    assert "{{-" not in own  # Go's {{- would also trim the newline after the assistant header
     kit_tokenizer = type(tokenizer).from_pretrained(models.builtin_dir())
     kit_tokenizer.chat_template = templates.get(models.BUILTIN_TEMPLATE).to_jinja(kit_tokenizer)
     from_kit = export.ollama_modelfile(kit_tokenizer, None, ["<|im_end|>"])
