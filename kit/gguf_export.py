@@ -450,3 +450,27 @@ def _modelfile_text(model_dir: Path, gguf_name: str, template_name: str | None) 
         raise GGUFExportError(f"the Ollama TEMPLATE for {template_name!r} does not reproduce the training text: "
                               f"{mismatches[0]}")
     return text
+
+
+def plot_sizes(reports: list[GGUFReport], folder_bytes: int | None = None):
+    """A bar chart of file size per quantization (MB), with the safetensors folder as a reference bar."""
+    from kit.plots import Figure
+
+    labels = (["safetensors folder"] if folder_bytes else []) + [r.quantization for r in reports]
+    sizes = ([folder_bytes / 1e6] if folder_bytes else []) + [r.size_bytes / 1e6 for r in reports]
+    fig = Figure(figsize=(6, 3))
+    ax = fig.add_subplot()
+    bars = ax.bar(labels, sizes, color=["#999999"] * bool(folder_bytes) + ["#4c72b0"] * len(reports))
+    ax.bar_label(bars, labels=[f"{s:.0f}" for s in sizes])
+    ax.set_ylabel("MB")
+    ax.set_title("model file size per quantization")
+    ax.margins(y=0.15)
+    return fig
+
+
+def drift_table(reports: list[GGUFReport]) -> list[dict]:
+    """One row per report: size, max |logit difference| (and its tolerance), top-1 agreement, answer."""
+    return [{"quantization": r.quantization, "MB": round(r.size_bytes / 1e6, 1),
+             "max |logit diff|": None if r.max_abs_logit_diff is None else round(r.max_abs_logit_diff, 3),
+             "tolerance": r.tolerance, "top-1 agreement": None if r.top1_agreement is None else round(r.top1_agreement, 4),
+             "same answer": r.same_answer, "answer": r.answer} for r in reports]
