@@ -327,14 +327,17 @@ def load_gguf(gguf_file, dtype=None):
     from transformers.utils import logging as hf_logging
 
     gguf_file = Path(gguf_file)
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # the reader announces every file it dequantizes
+    hf_logging.disable_progress_bar()  # and shows two bars (dequantize, load) for one small file
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
         model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name,
                                                      dtype=dtype or torch.float32).eval()
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     return model, tokenizer
 
 
@@ -362,7 +365,15 @@ def compare(gguf_file, model_dir, template=None, prompts=SAMPLE_PROMPTS, max_new
     template = templates.get(template) if template is not None else infer_template(tokenizer)
     if template is not None:
         templates.fix_tokenizer(template, tokenizer)
-    reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the export is one step: no bar per model it loads
+    try:
+        reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     model, gguf_tokenizer = load_gguf(gguf_file)
     batch = prompt_batch(tokenizer, prompts, template)
     gguf_batch = prompt_batch(gguf_tokenizer, prompts, template)
