@@ -58,19 +58,25 @@ def main(argv=None) -> int:
                "answer": report.answer, "reference_answer": report.reference_answer,
                "same_answer": report.same_answer, "seconds": round(time.time() - start, 1)}
         row.update(llamacpp_answer(Path(report.gguf_file), "Who are you?"))
-        print(json.dumps(row, ensure_ascii=False))
+        print(json.dumps(row, ensure_ascii=False), flush=True)
         rows.append(row)
-    import gguf
+        _write(args.out, model_dir, rows)  # after every row: a stopped run keeps what it measured
+    return 0
+
+
+def _write(out: str, model_dir: Path, rows: list[dict]) -> None:
+    import gguf  # noqa: F401
     import torch
     import transformers
+    from importlib.metadata import version
 
     result = {"model_dir": str(model_dir), "machine": platform.platform(), "python": platform.python_version(),
-              "versions": {"gguf": getattr(gguf, "__version__", "?"), "torch": torch.__version__,
-                           "transformers": transformers.__version__}, "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-    print(f"wrote {args.out}")
-    return 0
+              "cpu_count": __import__("os").cpu_count(),
+              "versions": {"gguf": version("gguf"), "torch": torch.__version__, "transformers": transformers.__version__},
+              "rows": rows}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {out}", flush=True)
 
 
 if __name__ == "__main__":
