@@ -26,10 +26,12 @@ def merged(tmp_path_factory):
     return folder
 
 
-def test_refuses_other_architectures(tmp_path):
+def test_refuses_other_architectures(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
     with pytest.raises(export.GGUFExportError, match=r"model_type 'gpt2'.*supported: \['llama', 'mistral'\]"):
         export.to_gguf(tmp_path, tmp_path / "model.gguf")
+    assert export.cli_main(["--export_dir", str(tmp_path), "--gguf", str(tmp_path / "model.gguf")]) == 1
+    assert "supported: ['llama', 'mistral']" in capsys.readouterr().err
     assert not (tmp_path / "model.gguf").exists()
     with pytest.raises(export.GGUFExportError, match="config.json is missing"):
         export.to_gguf(tmp_path / "nowhere", tmp_path / "model.gguf")
