@@ -332,10 +332,16 @@ def load_gguf(gguf_file, dtype=None):
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # the reader announces every file it dequantizes
     hf_logging.disable_progress_bar()  # and shows two bars (dequantize, load) for one small file
+    from unittest import mock
+
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    quiet = mock.patch.object(gguf_utils, "tqdm", lambda items, **_: items) if hasattr(gguf_utils, "tqdm") else mock.MagicMock()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name,
-                                                     dtype=dtype or torch.float32).eval()
+        with quiet:  # its dequantizing loop has a bar of its own that no setting turns off
+            tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name,
+                                                         dtype=dtype or torch.float32).eval()
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
