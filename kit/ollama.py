@@ -68,8 +68,14 @@ def go_template(template, tokenizer=None) -> str:
         fused = _block(t, t.format_user, system_part + "{{ .Content }}", tokenizer)
         user = "{{ if $first }}" + fused + "{{ else }}" + user + "{{ end }}"
     observation = _block(t, t.format_observation, "{{ .Content }}", tokenizer)
-    assistant = thought + _block(t, t.format_assistant, "{{ .Content }}", tokenizer)
-    return (fixed(t.format_prefix.slots) + ("" if t.fuse_system else system_part)
+    # a conversation that ends with a prompt gets a generation prompt, and then (unless the template
+    # preserves thinking) earlier answers carry no empty thought block: $gen says which case this is
+    keep = getattr(t, "preserve_thinking", False)
+    answer_thought = thought if (keep or not thought) else "{{ if not $gen }}" + thought + "{{ end }}"
+    assistant = answer_thought + _block(t, t.format_assistant, "{{ .Content }}", tokenizer)
+    gen = ('{{ $gen := false }}{{ range $j, $n := $.Messages }}{{ $gen = or (eq $n.Role "user") (eq $n.Role "tool") }}{{ end }}'
+           if thought and not keep else "")
+    return (fixed(t.format_prefix.slots) + ("" if t.fuse_system else system_part) + gen
             + "{{ $first := true }}{{ range $i, $m := $.Messages }}"
             + "{{ $last := eq (len (slice $.Messages $i)) 1 }}"
             + '{{ if eq .Role "user" }}' + user + generation + "{{ $first = false }}"
