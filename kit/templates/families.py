@@ -129,15 +129,24 @@ register_template(
 register_template("gemma3", base="gemma")  # same text; Gemma 3 differs in its image tokens only
 
 # --------------------------------------------------------------------------------------- others
+def header_turns(start: str, end: str, eot: str) -> dict:
+    """Llama 3-style turns, `<start>role<end>\n\n text <eot>`, as format_* arguments for register_template:
+    Llama 3 spells the markers <|start_header_id|> <|end_header_id|> <|eot_id|>, Llama 4 <|header_start|>
+    <|header_end|> <|eot|>. Tool results come back in the `ipython` role."""
+    def head(role: str) -> str:
+        return f"{start}{role}{end}\n\n"
+    return dict(
+        format_user=S(head("user") + "{{content}}" + eot + head("assistant")),
+        format_assistant=S("{{content}}" + eot),
+        format_system=S(head("system") + "{{content}}" + eot),
+        format_function=FunctionFormatter(["{{content}}" + eot], tool_format="llama3"),
+        format_observation=S(head("ipython") + "{{content}}" + eot + head("assistant")),
+    )
+
+
 register_template(
     "llama3",
-    format_user=S("<|start_header_id|>user<|end_header_id|>\n\n{{content}}<|eot_id|>"
-                  "<|start_header_id|>assistant<|end_header_id|>\n\n"),
-    format_assistant=S("{{content}}<|eot_id|>"),
-    format_system=S("<|start_header_id|>system<|end_header_id|>\n\n{{content}}<|eot_id|>"),
-    format_function=FunctionFormatter(["{{content}}<|eot_id|>"], tool_format="llama3"),
-    format_observation=S("<|start_header_id|>ipython<|end_header_id|>\n\n{{content}}<|eot_id|>"
-                         "<|start_header_id|>assistant<|end_header_id|>\n\n"),
+    **header_turns("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
     format_tools=ToolFormatter("llama3"),
     format_prefix=EmptyFormatter([BOS]),
     stop_words=["<|eot_id|>", "<|eom_id|>"],

@@ -19,12 +19,9 @@ use the closest kit format; see LF_DIFFERENCES in families.py).
 """
 from __future__ import annotations
 
-from kit.templates.formatter import BOS, EOS, EmptyFormatter, FunctionFormatter, StringFormatter, ToolFormatter
+from kit.templates.formatter import BOS, EOS, EmptyFormatter, FunctionFormatter, ToolFormatter
+from kit.templates.families import S, header_turns
 from kit.templates.registry import register_template
-
-
-def S(*slots) -> StringFormatter:
-    return StringFormatter(slots)
 
 
 CHATML_USER = S("<|im_start|>user\n{{content}}<|im_end|>\n<|im_start|>assistant\n")
@@ -89,13 +86,7 @@ register_template("mistral_small", base="ministral3", fuse_system=False,
 # ------------------------------------------------------------------------------------ Llama 4
 register_template(
     "llama4", base="llama3",
-    format_user=S("<|header_start|>user<|header_end|>\n\n{{content}}<|eot|>"
-                  "<|header_start|>assistant<|header_end|>\n\n"),
-    format_assistant=S("{{content}}<|eot|>"),
-    format_system=S("<|header_start|>system<|header_end|>\n\n{{content}}<|eot|>"),
-    format_function=FunctionFormatter(["{{content}}<|eot|>"], tool_format="llama3"),
-    format_observation=S("<|header_start|>ipython<|header_end|>\n\n{{content}}<|eot|>"
-                         "<|header_start|>assistant<|header_end|>\n\n"),
+    **header_turns("<|header_start|>", "<|header_end|>", "<|eot|>"),
     stop_words=["<|eot|>", "<|eom|>"],
 )
 
