@@ -12,7 +12,7 @@ from kit.train.config import TrainConfig
 
 BASE = dict(model_name_or_path="smollm2-135m-instruct", stage="sft", finetuning_type="lora", dataset="identity",
             template="smollm2", cutoff_len=48, max_samples=8, max_steps=2, gradient_accumulation_steps=1,
-            learning_rate=1e-3, lr_scheduler_type="constant", logging_steps=1, report_to="none",
+            learning_rate=0.05, optim="sgd", lr_scheduler_type="constant", logging_steps=1, report_to="none",
             save_strategy="steps", save_steps=1, seed=7)
 
 
@@ -43,10 +43,15 @@ def test_two_processes_train_the_same_adapter_as_one(tmp_path):
     assert proc.stdout.count("TrainResult: finished at step 2") == 1  # only rank 0 prints
     a, b = load_adapter(tmp_path / "one"), load_adapter(tmp_path / "two")
     assert a.keys() == b.keys() and a
-    moved = max(float(t.abs().max()) for k, t in a.items() if "lora_B" in k)
+    # plain SGD: the update is linear in the gradient (Adam's first steps are sign(gradient), which
+    # would turn rounding noise on near-zero gradients into full-size differences)
+    import torch
+
+    keys = [k for k in a if "lora_B" in k]
+    moved = torch.cat([a[k].flatten() for k in keys]).norm()
+    diff = torch.cat([(a[k] - b[k]).flatten() for k in a]).norm()  # A and B
     assert moved > 1e-4  # training changed B (it starts at zero), so equality below means something
-    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
-    assert worst < 1e-2 * moved, f"2-process adapter differs from 1-process by {worst:.2e} (B moved {moved:.2e})"
+    assert diff < 1e-3 * moved, f"2-process adapter differs from 1-process by {diff / moved:.2e} (relative)"
     # rank 0 wrote the run folder once; the second rank wrote nothing of its own
     saved = runner.TrainResult.load(tmp_path / "two")
     assert saved.global_step == 2 and len(saved.losses) == 2
