@@ -216,6 +216,7 @@ def check_launch(config: TrainConfig, nproc: int, num_rows: int | None = None, d
 def launch_command(config_path: str | Path, nproc: int, train_args: list[str] | None = None) -> list[str]:
     """The torchrun command that runs `python -m kit train CONFIG` on nproc processes of this machine."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "--local-ranks-filter=0",  # show rank 0's output only (the others print nothing of their own)
             "-m", "kit", "train", str(config_path), *(train_args or [])]
 
 
