@@ -289,8 +289,9 @@ def notebook_run(config: TrainConfig, nproc: int = 2, *, overwrite_output_dir: b
         warnings.simplefilter("ignore")  # the child processes report; the saved YAML's extra keys are known
         status = launch(config_path, nproc, args, config=config, stream=keep)
     if status not in (0, 130):
+        errors = "".join(line for line in lines if line.startswith("error:"))  # the kit's own message first
         tail = "".join(lines[-15:])
-        raise RuntimeError(f"the {nproc}-process run failed (exit status {status}); last lines:\n{tail}")
+        raise RuntimeError(f"the {nproc}-process run failed (exit status {status}): {errors or 'last lines:'}\n{tail}")
     return TrainResult.load(out) if status == 0 else None
 
 
