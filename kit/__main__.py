@@ -2,7 +2,7 @@
 
     course [--quick] [--out DIR] [--only NN ...]   run the lessons headless (README command 1)
     course --student DIR                            write the student edition of every notebook
-    train CONFIG.yaml [--overwrite] [--resume]      train from a LLaMA-Factory-style YAML
+    train [--nproc N] CONFIG.yaml [--overwrite] [--resume]   train from a LLaMA-Factory-style YAML
     export ...                                      merge a LoRA adapter and export (see --help)
     serve --model DIR [--port N]                    an OpenAI-style chat API on 127.0.0.1
     env                                             print what this machine has

@@ -47,6 +47,7 @@ TOLERANCE = {"float32": 1e-4, "float16": 5e-2, "bfloat16": 2.5e-1}
 
 from kit.gguf_export import QUANTIZATIONS as GGUF_QUANTIZATIONS  # noqa: E402,F401  (kit.export.to_gguf)
 from kit.gguf_export import GGUFExportError, GGUFReport, to_gguf  # noqa: E402,F401
+from kit.verify import logits_on, max_abs_diff, prompt_batch  # noqa: E402
 
 
 class ExportError(RuntimeError):
@@ -158,25 +159,6 @@ def _resolve_template(config: ExportConfig, adapter_dir, base: str):
     return templates.get(name)
 
 
-def prompt_batch(tokenizer, prompts, template=None) -> list[list[int]]:
-    from kit.chat import encode_prompt
-
-    return [encode_prompt(tokenizer, [{"role": "user", "content": p}], template) for p in prompts]
-
-
-def logits_on(model, batch: list[list[int]]):
-    """Logits of each prompt (one forward pass each, no padding to get in the way): list of tensors."""
-    import torch
-
-    out = []
-    with torch.no_grad():
-        for ids in batch:
-            tensor = torch.tensor([ids], device=model.device)
-            logits = model(input_ids=tensor).logits[0]
-            out.append(logits.cpu() if logits.dtype == torch.float64 else logits.float().cpu())
-    return out
-
-
 def logits_in(model, batch, check_dtype: str, model_dtype):
     """Logits with the model temporarily cast to `check_dtype` (fp32 -> fp64 -> fp32 is exact, so
     the weights come back bit for bit; a cast down would not, hence only upcasts are allowed)."""
@@ -194,44 +176,14 @@ def logits_in(model, batch, check_dtype: str, model_dtype):
         model.to(model_dtype)
 
 
-def max_abs_diff(left, right) -> float:
-    return max(float((a.double() - b.double()).abs().max()) for a, b in zip(left, right))
-
-
 def ollama_modelfile(tokenizer, system: str | None, stops: list[str], source: str = ".") -> str:
-    """An Ollama Modelfile for the folder it sits in, derived from the tokenizer's chat template.
+    """An Ollama Modelfile derived from the tokenizer's own chat template (kit.ollama.modelfile_from_tokenizer)."""
+    from kit.ollama import modelfile_from_tokenizer
 
-    The template is rendered with marker contents (system, user, assistant, one turn each) and cut
-    into blocks, which become a Go template over `.Messages` (Ollama's format). Needs a template that
-    renders a conversation by appending blocks (true of ChatML, Llama 3, Qwen and most others).
-    """
-    marks = {"system": "@@KIT_SYSTEM@@", "user": "@@KIT_USER@@", "assistant": "@@KIT_ASSISTANT@@"}
-    convo = [{"role": r, "content": c} for r, c in marks.items()]
-
-    def render(n, gen=False):
-        return tokenizer.apply_chat_template(convo[:n], tokenize=False, add_generation_prompt=gen)
-
-    r1, r2, r3 = render(1), render(2), render(3)
-    gen = render(2, gen=True)
-    if not (r2.startswith(r1) and r3.startswith(r2) and gen.startswith(r2)):
-        raise ExportError("the chat template does not render a conversation block by block; "
-                          "write the Ollama Modelfile by hand (ollama_modelfile=False)")
-    system_block = r1.replace(marks["system"], "{{ .System }}")
-    user_block = r2[len(r1):].replace(marks["user"], "{{ .Content }}")
-    assistant_block = r3[len(r2):].replace(marks["assistant"], "{{ .Content }}")
-    generation = gen[len(r2):]
-    last_turn = ("{{ if $last }}" + generation + "{{ end }}") if generation else ""
-    # no {{- trimming: in Go it would also delete the newlines that end the blocks (kit.ollama)
-    go = ("{{ if .System }}" + system_block + "{{ end }}"
-          + "{{ range $i, $_ := .Messages }}{{ $last := eq (len (slice $.Messages $i)) 1 }}"
-          + '{{ if eq .Role "user" }}' + user_block + last_turn
-          + '{{ else if eq .Role "assistant" }}' + assistant_block + "{{ end }}{{ end }}")
-    lines = ["# Ollama Modelfile written by kit.export: `ollama create NAME -f Modelfile` in this folder", "",
-             f"FROM {source}", "", f'TEMPLATE """{go}"""', ""]
-    if system:
-        lines += [f'SYSTEM """{system}"""', ""]
-    lines += [f'PARAMETER stop "{word}"' for word in stops]
-    return "\n".join(lines) + "\n"
+    try:
+        return modelfile_from_tokenizer(tokenizer, system, stops, source=source)
+    except ValueError as error:
+        raise ExportError(str(error)) from None
 
 
 def _default_system(template, tokenizer) -> str | None:

@@ -370,7 +370,7 @@ def compare(gguf_file, model_dir, template=None, prompts=SAMPLE_PROMPTS, max_new
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from kit import templates
-    from kit.export import logits_on, max_abs_diff, prompt_batch
+    from kit.verify import logits_on, max_abs_diff, prompt_batch
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     template = templates.get(template) if template is not None else infer_template(tokenizer)
@@ -461,7 +461,7 @@ def _modelfile_text(model_dir: Path, gguf_name: str, template_name: str | None) 
     source = f"./{gguf_name}"
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if template_name is None:  # no kit template: derive the Go template from the tokenizer's own Jinja
-        from kit.export import ollama_modelfile
+        from kit.ollama import modelfile_from_tokenizer as ollama_modelfile
 
         return ollama_modelfile(tokenizer, None, [tokenizer.eos_token], source=source)
     template = templates.get(template_name)

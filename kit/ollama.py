@@ -446,3 +446,39 @@ def go_render(go_text: str, cases: list[tuple], go_binary: str) -> list[str]:
     if result.returncode != 0:
         raise ModelfileError(f"Go text/template failed: {result.stderr[-2000:]}")
     return json.loads(result.stdout)
+
+
+def modelfile_from_tokenizer(tokenizer, system: str | None, stops: list[str], source: str = ".") -> str:
+    """An Ollama Modelfile for the folder it sits in, derived from the tokenizer's chat template.
+
+    The template is rendered with marker contents (system, user, assistant, one turn each) and cut
+    into blocks, which become a Go template over `.Messages` (Ollama's format). Needs a template that
+    renders a conversation by appending blocks (true of ChatML, Llama 3, Qwen and most others).
+    """
+    marks = {"system": "@@KIT_SYSTEM@@", "user": "@@KIT_USER@@", "assistant": "@@KIT_ASSISTANT@@"}
+    convo = [{"role": r, "content": c} for r, c in marks.items()]
+
+    def render(n, gen=False):
+        return tokenizer.apply_chat_template(convo[:n], tokenize=False, add_generation_prompt=gen)
+
+    r1, r2, r3 = render(1), render(2), render(3)
+    gen = render(2, gen=True)
+    if not (r2.startswith(r1) and r3.startswith(r2) and gen.startswith(r2)):
+        raise ValueError("the chat template does not render a conversation block by block; "
+                          "write the Ollama Modelfile by hand (ollama_modelfile=False)")
+    system_block = r1.replace(marks["system"], "{{ .System }}")
+    user_block = r2[len(r1):].replace(marks["user"], "{{ .Content }}")
+    assistant_block = r3[len(r2):].replace(marks["assistant"], "{{ .Content }}")
+    generation = gen[len(r2):]
+    last_turn = ("{{ if $last }}" + generation + "{{ end }}") if generation else ""
+    # no {{- trimming: in Go it would also delete the newlines that end the blocks (kit.ollama)
+    go = ("{{ if .System }}" + system_block + "{{ end }}"
+          + "{{ range $i, $_ := .Messages }}{{ $last := eq (len (slice $.Messages $i)) 1 }}"
+          + '{{ if eq .Role "user" }}' + user_block + last_turn
+          + '{{ else if eq .Role "assistant" }}' + assistant_block + "{{ end }}{{ end }}")
+    lines = ["# Ollama Modelfile written by kit.export: `ollama create NAME -f Modelfile` in this folder", "",
+             f"FROM {source}", "", f'TEMPLATE """{go}"""', ""]
+    if system:
+        lines += [f'SYSTEM """{system}"""', ""]
+    lines += [f'PARAMETER stop "{word}"' for word in stops]
+    return "\n".join(lines) + "\n"

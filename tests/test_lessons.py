@@ -16,6 +16,7 @@ COURSE_MAP = [
     "04_precision_quantization_vram", "05_finetuning_methods", "06_sft_lora_identity", "07_qlora",
     "08_preference_training", "09_continued_pretraining", "10_evaluate_and_chat", "11_export_and_deploy",
     "12_acceleration",
+    "13_scale_out",
 ]
 INSTALL_CELL = (env.repo_root() / "docs" / "install_cell.txt").read_text().strip()
 

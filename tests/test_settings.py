@@ -6,7 +6,7 @@ import pytest
 
 from kit import settings
 from kit.chat import SamplingParams
-from kit.memory import MemorySettings, compare, estimate
+from kit.memory import MemorySettings, estimate, rules
 
 
 def field(cls, name):
@@ -60,27 +60,17 @@ def test_allowed_text_words():
     assert settings.allowed_text(field(SamplingParams, "top_p")) == "a number in (0.0, 1.0]"
 
 
-def test_settings_for_method_is_the_panel_rule():
+def test_settings_for_is_the_panel_rule():
     values = {f.name: f.default for f in fields(MemorySettings)} | {"quantization_bit": 4, "max_new_tokens": 64}
-    assert compare.settings_for_method("inference", values)["max_new_tokens"] == 64
-    lora = compare.settings_for_method("qlora", values)
-    assert "max_new_tokens" not in lora and lora["quantization_bit"] == 4
-    full = compare.settings_for_method("full", values)
-    assert full["quantization_bit"] is None and "max_new_tokens" not in full
+    assert rules.settings_for("inference", values)["max_new_tokens"] == 64
+    qlora = rules.settings_for("qlora", values)
+    assert "max_new_tokens" not in qlora and qlora["quantization_bit"] == 4
+    full = rules.settings_for("full", values | {"quantization_bit": None})
+    assert "quantization_bit" not in full and "max_new_tokens" not in full
+    with pytest.raises(ValueError, match="quantization"):
+        rules.settings_for("full", values)  # 4-bit weights cannot be fully fine-tuned: an error, not a silent reset
     assert values["quantization_bit"] == 4  # the input is not changed
     estimate("Qwen2.5-0.5B", "full", **full)  # what it returns is accepted by the estimate
-
-
-def test_panel_view_agrees_with_the_functions_it_combines():
-    s = compare.settings_for_method("lora", {"seq_len": 512, "batch_size": 2})
-    view = compare.panel_view("Qwen2.5-0.5B", "lora", 24.0, s)
-    b = estimate("Qwen2.5-0.5B", "lora", **s)
-    assert view["breakdown"].total == b.total
-    assert view["verdicts"] == compare.fit_verdicts(b, 24.0)
-    assert view["largest"]["batch_size"] == compare.largest_fitting("Qwen2.5-0.5B", "lora", 24.0, vary="batch_size",
-                                                                    seq_len=512)
-    assert view["largest"]["batch_size"] >= 2
-    assert [r["method"] for r in view["comparison"]] == [r["method"] for r in compare.compare_methods("Qwen2.5-0.5B", **s)]
 
 
 def test_memory_panel_settings_and_dropdowns_read_the_pure_side():
@@ -89,6 +79,6 @@ def test_memory_panel_settings_and_dropdowns_read_the_pure_side():
 
     panel = MemoryPanel("Qwen2.5-0.5B", "qlora", 24.0, seq_len=256)
     assert list(panel.controls["optimizer"].options) == list(settings.choices(field(MemorySettings, "optimizer")))
-    assert panel.settings() == compare.settings_for_method("qlora", {n: w.value for n, w in panel.controls.items()})
+    assert panel.settings() == rules.settings_for("qlora", panel.values())
     panel.method.value = "full"
-    assert panel.settings()["quantization_bit"] is None and "max_new_tokens" not in panel.settings()
+    assert "quantization_bit" not in panel.settings() and "max_new_tokens" not in panel.settings()

@@ -160,27 +160,3 @@ def best_method(model, gpu: str, **settings) -> str | None:
         if verdict(rows[label]["total_bytes"], GPUS[gpu]) == "fits":
             return label
     return None
-
-
-def settings_for_method(method: str, values: dict) -> dict:
-    """The settings that apply to `method`, from a full set of MemorySettings values (a panel's controls):
-    max_new_tokens only for inference; no quantization_bit for full / freeze (bitsandbytes weights
-    cannot be trained directly)."""
-    values = dict(values)
-    if method != "inference":
-        values.pop("max_new_tokens", None)
-    if method in ("full", "freeze"):
-        values["quantization_bit"] = None
-    return values
-
-
-def panel_view(model, method: str, budget_gib: float, settings: dict) -> dict:
-    """Everything the memory panel shows, computed without widgets: {"breakdown", "verdicts",
-    "largest": {"batch_size", "seq_len"}, "comparison"}. `settings` are settings_for_method's output."""
-    b = estimate(model, method, **settings)
-    largest = {vary: largest_fitting(model, method, budget_gib, vary=vary,
-                                     **{k: v for k, v in settings.items() if k != vary})
-               for vary in ("batch_size", "seq_len")}
-    train_settings = {k: v for k, v in settings.items() if k != "max_new_tokens"}
-    return {"breakdown": b, "verdicts": fit_verdicts(b, budget_gib), "largest": largest,
-            "comparison": compare_methods(model, **train_settings)}

@@ -30,7 +30,7 @@ backward working buffers) were fitted on measured cells of three models; see ben
   its input and one fp32 rstd per row (no fp32 upcast); its SwiGLU saves gate and up outputs only.
 * neat packing (`neat_packing`): the collator's [batch, 1, seq, seq] bool mask (1 byte per entry) is
   alive for the whole step.
-Not here: multi-GPU sharding (DeepSpeed/FSDP), flash-attention-2 package, vision towers,
+Several GPUs (DDP, FSDP, ZeRO): kit.memory.sharding. Not here: flash-attention-2 package, vision towers,
 paged optimizers, torch.compile. Mixture-of-experts activations are approximate (dense-equivalent).
 """
 from __future__ import annotations
@@ -85,6 +85,14 @@ class MemorySettings:
     packing: bool = field(default=False, metadata={"help": "greedy packing: rows are full cutoff_len (seq_len is then exact); no extra memory", "help_zh": "贪心打包：每行都是完整的 cutoff_len（seq_len 即准确值）；不额外占显存", "label_zh": "序列打包"})
     use_reentrant_gc: bool = field(default=True, metadata={"help": "reentrant checkpointing (LLaMA-Factory default); same memory in this model", "help_zh": "可重入梯度检查点（LLaMA-Factory 默认）；在此模型中显存相同", "label_zh": "可重入检查点"})
     attention_mask: bool = field(default=False, metadata={"help": "batches carry an attention mask (padding, neat packing): SDPA repeats grouped K/V heads and keeps a float mask", "help_zh": "批次带注意力掩码（填充、无污染打包）：SDPA 会重复分组的 K/V 头并保存浮点掩码", "label_zh": "注意力掩码"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step; > 1 keeps the gradients alive through every forward pass", "help_zh": "每次优化器更新累积的微批次数；大于 1 时梯度在每次前向中都常驻显存", "label_zh": "梯度累积步数", "min": 1, "integer": True})
+    num_gpus: int = field(default=1, metadata={"help": "GPUs training together; batch_size is per GPU (kit.memory.sharding)", "help_zh": "一起训练的 GPU 数；batch_size 为每卡批大小（kit.memory.sharding）", "label_zh": "GPU 数", "min": 1, "integer": True})
+    sharding: str = field(default="ddp", metadata={"help": "ddp (each GPU holds everything), fsdp, zero2, zero3, "
+                                                            "or zero2_offload / zero3_offload / fsdp_offload",
+                                                    "help_zh": "ddp（每张卡保存全部）、fsdp、zero2、zero3，或 zero2_offload / zero3_offload / fsdp_offload（卸载到 CPU）",
+                                                    "label_zh": "分片方式",
+                                                    "choices": ("ddp", "fsdp", "zero2", "zero3", "zero2_offload",
+                                                                "zero3_offload", "fsdp_offload")})
 
     def validate(self) -> "MemorySettings":
         """Each field against its metadata (kit.settings), then lora_target's names."""
@@ -95,6 +103,12 @@ class MemorySettings:
         if unknown:
             raise ValueError(f"MemorySettings.lora_target={self.lora_target!r} is not allowed; expected 'all' or "
                              f"names from {', '.join(LORA_TARGETS_ALL)}")
+        if not isinstance(self.gradient_accumulation_steps, int) or self.gradient_accumulation_steps < 1:
+            raise ValueError(f"MemorySettings.gradient_accumulation_steps={self.gradient_accumulation_steps!r} is "
+                             f"not allowed; expected an integer >= 1")
+        from kit.memory import sharding
+
+        sharding.check(self.num_gpus, self.sharding)
         return self
 
     def targets(self) -> tuple[str, ...]:
@@ -110,7 +124,7 @@ class MemorySettings:
 
 
 COMPONENTS = ("weights", "quant_constants", "trainable", "weight_copies", "gradients", "optimizer_states",
-              "activations", "logits_loss", "kv_cache", "workspace", "cuda_context")
+              "activations", "logits_loss", "kv_cache", "workspace", "cuda_context", "comm_buffers")
 
 
 @dataclass
@@ -130,6 +144,7 @@ class Breakdown:
     kv_cache: int = 0
     workspace: int = 0         # cuBLAS workspaces and backward working buffers
     cuda_context: int = 0
+    comm_buffers: int = 0      # several GPUs: DDP's gradient buckets (kit.memory.sharding)
     peak_at: str = ""          # which moment of the step the components describe
     num_params: int = 0
     trainable_params: int = 0
@@ -293,7 +308,10 @@ def estimate(model, method: str, **settings) -> Breakdown:
     method: 'inference', 'full', 'freeze', 'lora' or 'qlora' (qlora = lora on quantization_bit 4 or 8).
     settings: the fields of MemorySettings (dtype, quantization_bit, batch_size, seq_len,
     gradient_checkpointing, optimizer, attn_implementation, lora_rank, lora_target,
-    freeze_trainable_layers, double_quantization, pure_bf16, max_new_tokens).
+    freeze_trainable_layers, double_quantization, pure_bf16, max_new_tokens, num_gpus, sharding).
+    num_gpus / sharding: per-GPU memory when training on several GPUs (batch_size is per GPU):
+    sharding 'ddp' (data parallel: every GPU holds everything), 'fsdp', 'zero2', 'zero3' or an
+    '_offload' variant (kit.memory.sharding says what each GPU holds).
 
     >>> estimate("Qwen2.5-7B", "qlora", seq_len=1024).total_gib  # doctest: +SKIP
     """
@@ -317,10 +335,14 @@ def estimate(model, method: str, **settings) -> Breakdown:
     check_inputs(arch, s)  # absurd sizes are refused, not summed
     if s.dtype in ("float32", "fp32") and method != "inference":
         raise ValueError("dtype=float32 training is not modelled; use bfloat16 or float16 (mixed precision)")
+    if s.num_gpus > 1 or s.sharding != "ddp":  # per-GPU memory on several GPUs
+        from kit.memory import sharding
+
+        return sharding.per_gpu(arch, method, s, _estimate)
     return _estimate(arch, method, s)
 
 
-def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
+def _estimate(arch: ArchFacts, method: str, s: MemorySettings, skip_moments: tuple = ()) -> Breakdown:
     """Static weights, then (inference) the prefill or (training) trainables, activations and the
     moments of one step; the largest moment is the peak."""
     bits = s.quantization_bit if method in ("inference", "qlora") else None
@@ -331,6 +353,12 @@ def _estimate(arch: ArchFacts, method: str, s: MemorySettings) -> Breakdown:
         return _inference(b, arch, s, bits)
     train = _trainables(b, arch, method, s)
     moments = _step_moments(arch, method, s, train, bits)
+    if s.gradient_accumulation_steps > 1:  # gradients of earlier micro-batches stay until the optimizer step
+        for moment_name, moment in moments.items():
+            if moment_name not in ("end of backward", "optimizer step"):
+                moment["gradients"] = moment.get("gradients", 0) + train["grads_all"]
+    for moment_name in skip_moments:  # kit.memory.sharding: moments that do not happen when sharded
+        moments.pop(moment_name, None)
     name, best = max(moments.items(), key=lambda kv: sum(kv[1].values()))
     b.peak_at = name
     b.optimizer_states = train["states"]

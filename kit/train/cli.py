@@ -1,9 +1,11 @@
-"""`python -m kit train CONFIG.yaml [--overwrite] [--resume] [--set key=value ...] [--key value ...] [--preview]`.
+"""`python -m kit train [--nproc N] CONFIG.yaml [--overwrite] [--resume] [--set key=value ...] [--key value ...] [--preview]`.
 
 Reads a LLaMA-Factory-style training YAML (LLaMA-Factory's own examples work; keys the kit does not
 use are listed in a warning), optionally overrides settings with --set key=value or --key value, and
 trains with kit.train.run. The flags are the fields of TrainCommand, parsed by HfArgumentParser
-(kit.cli). --preview prints the equivalent llamafactory-cli command and exits.
+(kit.cli). --preview prints the equivalent llamafactory-cli command and exits. --nproc N runs it on N
+processes through torchrun (kit.train.distributed); `torchrun -m kit train CONFIG.yaml` and
+`accelerate launch -m kit train CONFIG.yaml` work too.
 Exit status: 0 finished, 130 stopped early (a checkpoint was saved; rerun with --resume), 2 bad config.
 Not here: anything the Python API cannot do.
 """
@@ -11,6 +13,11 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+
+from kit.train import distributed
+
+NPROC_HELP = ("train on N processes (GPUs, or CPU processes over gloo) through torchrun; the config's "
+              "deepspeed/fsdp fields pick ZeRO or FSDP, else DDP")
 
 
 @dataclass
@@ -22,6 +29,7 @@ class TrainCommand:
     set: list[str] = field(default_factory=list, metadata={
         "help": "override a setting, e.g. --set max_steps=10 (repeatable)", "action": "append", "metavar": "KEY=VALUE"})
     preview: bool = field(default=False, metadata={"help": "print the llamafactory-cli command and exit"})
+    nproc: int = field(default=1, metadata={"help": NPROC_HELP})
 
 
 def parser():
@@ -49,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     from kit.cli import key_values, parse
     from kit.train.config import ConfigError
 
+    if distributed.is_distributed():
+        distributed.quiet_other_ranks()
     args, rest, _, remaining = parse(parser(), argv, remaining=True)
     try:
         overrides = key_values(remaining) | key_values([item for group in args.set for item in
@@ -65,15 +75,48 @@ def main(argv: list[str] | None = None) -> int:
     if args.preview:
         print(config.command_preview())
         return 0
+    if args.nproc != 1 and not distributed.is_distributed():  # launch N copies of this command
+        try:
+            if rest.config is None:
+                raise ConfigError("--nproc needs a training YAML (python -m kit train --nproc N CONFIG.yaml)")
+            return distributed.launch(rest.config, args.nproc, distributed_args(argv, rest.config), config=config)
+        except (distributed.LaunchError, ConfigError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     from kit.train.runner import run
 
     try:
         result = run(config, overwrite_output_dir=True if args.overwrite else None, resume=args.resume)
-    except FileExistsError as err:  # output_dir busy, or not a folder the kit made (left untouched)
+    except (FileExistsError, distributed.LaunchError) as err:  # output_dir busy / not the kit's; bad launch
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(result)
+    finally:
+        distributed.cleanup()
+    if distributed.is_main_process():
+        print(result)
     return 130 if result.interrupted else 0
+
+
+def distributed_args(argv: list[str] | None, config_path: str) -> list[str]:
+    """This command's arguments without the config path and --nproc (what each process gets)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        argv = argv[1:]
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+            continue
+        if item == "--nproc":
+            skip = True
+            continue
+        if item.startswith("--nproc="):
+            continue
+        out.append(item)
+    if config_path in out:
+        out.remove(config_path)  # launch() passes it first
+    return out
+
 
 if __name__ == "__main__":
     sys.exit(main())

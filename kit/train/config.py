@@ -14,7 +14,7 @@ its help text once, in `metadata`: "help" (English), "label"/"label_zh" (panel l
     TrainConfig.from_yaml(path, defaults="llamafactory")   # keys left out mean LLaMA-Factory's defaults
 
 Not here: anything that loads a model or trains (kit.train.runner), widgets (kit.ui.train).
-Left out of LLaMA-Factory's arguments: OFT, PiSSA, BAdam, APOLLO, LLaMA-Pro, DeepSpeed/FSDP, multimodal
+Left out of LLaMA-Factory's arguments: OFT, PiSSA, BAdam, APOLLO, LLaMA-Pro, multimodal
 and inference-backend settings; they land in `extra` with a warning instead of being dropped.
 """
 from __future__ import annotations
@@ -260,6 +260,17 @@ class TrainingArguments:
                                                                "swanlab", "all"], help_zh="日志同时发送到：none、tensorboard、wandb、mlflow 或 swanlab。")
     bf16: bool = _f(False, "bf16 mixed precision (recent GPUs).", "bf16", "bf16 混合精度", help_zh="bf16 混合精度（较新的 GPU）。")
     fp16: bool = _f(False, "fp16 mixed precision (older GPUs).", "fp16", "fp16 混合精度", help_zh="fp16 混合精度（较旧的 GPU）。")
+    # several GPUs (kit.train.distributed): the engine is accelerate / torch.distributed / DeepSpeed
+    deepspeed: str | None = _f(None, "DeepSpeed JSON config (ZeRO-0/2/3, offload): a path, or a file name from "
+                               "examples/deepspeed (e.g. ds_z3_config.json). Needs several processes "
+                               "(--nproc N) and the deepspeed package.", "DeepSpeed config", "DeepSpeed 配置",
+                               help_zh="DeepSpeed 的 JSON 配置（ZeRO-0/2/3、卸载）：路径，或 examples/deepspeed 中的文件名"
+                                       "（如 ds_z3_config.json）。需要多进程（--nproc N）和 deepspeed 包。")
+    fsdp: str | None = _f(None, "FSDP options as transformers spells them, e.g. 'full_shard auto_wrap' (empty = off); "
+                   "FSDP2 where accelerate has it.", "FSDP", "FSDP 选项",
+                   help_zh="FSDP 选项，按 transformers 的写法，如 'full_shard auto_wrap'（留空 = 关闭）；accelerate 支持时用 FSDP2。")
+    fsdp_config: str | None = _f(None, "FSDP settings JSON (transformers' fsdp_config), optional.",
+                                 "FSDP config", "FSDP 配置", help_zh="FSDP 设置的 JSON（transformers 的 fsdp_config），可选。")
 
 
 @dataclass
@@ -490,6 +501,8 @@ class TrainConfig(GeneratingArguments, TrainingArguments, FinetuningArguments, D
             _fail("fp16" if c.fp16 else "bf16", True, "at most one of bf16, fp16, pure_bf16")
         if c.val_size >= 1 and float(c.val_size) != int(c.val_size):
             _fail("val_size", c.val_size, "a share in [0, 1) or a whole number of rows >= 1")
+        if c.deepspeed and c.fsdp:
+            _fail("fsdp", c.fsdp, "empty when deepspeed is set (choose DeepSpeed or FSDP, not both)")
         if c.eval_strategy != "no" and not (c.val_size or c.eval_dataset):
             _fail("eval_strategy", c.eval_strategy, "'no' unless val_size > 0 or eval_dataset is set")
         return self

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit import env, marker
-from kit.train import monitor
+from kit.train import distributed, monitor
 from kit.train.config import ConfigError, TrainConfig
 from kit.train.context import StageContext, get_stage
 
@@ -207,6 +207,7 @@ def training_arguments(config: TrainConfig, device: str) -> dict:
         args["optim_target_modules"] = "all-linear" if targets in (["all"], []) else targets
         args["optim_args"] = (f"rank={config.galore_rank},update_proj_gap={config.galore_update_interval},"
                               f"scale={config.galore_scale},proj_type={config.galore_proj_type}")
+    args.update(distributed.training_arguments(config, device))  # deepspeed / fsdp / ddp backend
     return args
 
 
@@ -258,9 +259,9 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
     live_plot             redraw the loss plot in the notebook (default: when running in a notebook).
     """
     config.validate()
-    device = env.pick_device(device)
+    device = distributed.setup(env.pick_device(device))  # this rank's device under torchrun/accelerate
     overwrite = config.overwrite_output_dir if overwrite_output_dir is None else overwrite_output_dir
-    checkpoint = prepare_output_dir(config, overwrite, resume)
+    checkpoint = distributed.prepare_output_dir(prepare_output_dir, config, overwrite, resume)  # rank 0 checks
     build_trainer = get_stage(config.stage)  # fails early for an unknown or missing stage
     from kit.train import accel
 
@@ -278,6 +279,7 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
 
     template = templates.get(config.template)
     train_rows, eval_rows = load_rows(config)
+    distributed.check_launch(config, distributed.world_size(), len(train_rows), device)
     model, tokenizer = load_model(config, device)
     from transformers import set_seed
 
@@ -287,16 +289,18 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
     trainable, total = methods.trainable_parameters(model)
 
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    marker.write_marker(out, "run")
-    config.to_yaml(out / CONFIG_FILE)
-    if config.stage != "grpo":  # LLaMA-Factory has no GRPO: no LLaMA-Factory YAML for that run
-        config.to_llamafactory_yaml(out / LF_CONFIG_FILE)
-    (out / RESULT_FILE).unlink(missing_ok=True)
+    main = distributed.is_main_process()  # only rank 0 writes, prints and plots
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        marker.write_marker(out, "run")
+        config.to_yaml(out / CONFIG_FILE)
+        if config.stage != "grpo":  # LLaMA-Factory has no GRPO: no LLaMA-Factory YAML for that run
+            config.to_llamafactory_yaml(out / LF_CONFIG_FILE)
+        (out / RESULT_FILE).unlink(missing_ok=True)
 
     stopper = monitor.AbortCallback(abort)
     cbs = [monitor.JsonlLogCallback(out), stopper, *(callbacks or [])]
-    if live_plot if live_plot is not None else monitor.in_notebook():
+    if main and (live_plot if live_plot is not None else monitor.in_notebook()):
         cbs.append(monitor.LivePlotCallback(title=f"{config.stage} / {config.finetuning_type}"))
     ctx = StageContext(config=config, model=model, tokenizer=tokenizer, template=template,
                        train_dataset=train_rows, eval_dataset=eval_rows, callbacks=cbs,
@@ -323,7 +327,7 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
         trainer.save_metrics("train", metrics)
     trainer.save_state()
     history = list(trainer.state.log_history)
-    if config.plot_loss and monitor.loss_series(history)["loss"]:
+    if main and config.plot_loss and monitor.loss_series(history)["loss"]:
         monitor.plot_loss(history, out / monitor.PLOT_FILE, title=f"{config.stage} / {config.finetuning_type}")
     result = TrainResult(output_dir=str(out), log_history=history, metrics=metrics,
                          global_step=trainer.state.global_step, checkpoint=last_checkpoint(out),
@@ -333,8 +337,9 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
     if losses and not all(math.isfinite(x) for x in losses):
         warnings.warn(f"training loss became non-finite ({losses[-5:]}): lower learning_rate or use fp32",
                       UserWarning)
-    if not interrupted:
+    if not interrupted and main:
         result.save()
+    distributed.barrier()  # the run folder is complete before any rank returns
     return result
 
 

@@ -109,20 +109,17 @@ COMPONENT_ZH = {"weights": "权重", "quant_constants": "量化常数", "trainab
 
 def _control(f, lang: int = 0):
     """A widget for one MemorySettings field, labelled in the chosen language (`label_zh`)."""
+    meta = f.metadata
     if f.name == "quantization_bit":
         w = widgets.Dropdown(options=[("none", NONE), ("8-bit", 8), ("4-bit", 4)], value=to_choice(f.default))
-    elif f.name == "optimizer":
-        w = widgets.Dropdown(options=["adamw_torch", "adamw_8bit"], value=f.default)
-    elif f.name == "attn_implementation":
-        w = widgets.Dropdown(options=["sdpa", "eager"], value=f.default)
-    elif f.name == "dtype":
-        w = widgets.Dropdown(options=["bfloat16", "float16", "float32"], value=f.default)
+    elif "choices" in meta:  # allowed values live once, in the field's metadata (kit.settings)
+        w = widgets.Dropdown(options=list(meta["choices"]), value=f.default)
     elif f.name == "lora_target":
         w = widgets.Text(value=f.default)
     elif isinstance(f.default, bool):
         w = widgets.Checkbox(value=f.default, indent=False)
     else:
-        w = widgets.BoundedIntText(value=f.default, min=0 if f.name == "max_new_tokens" else 1, max=1 << 20)
+        w = widgets.BoundedIntText(value=f.default, min=meta.get("min", 1), max=meta.get("max", 1 << 20))
     w.description = _label(f, lang)
     w.style = {"description_width": "150px"}
     w.layout = widgets.Layout(width="100%")

@@ -1,0 +1,312 @@
+"""Scale out, measured: 1 GPU vs 2 GPUs (DDP, FSDP2, DeepSpeed ZeRO-3) for LoRA and full fine-tuning.
+
+    python bench/multi_gpu.py --out bench/results                   # on a 2-GPU machine
+    python bench/multi_gpu.py --smoke --out /tmp/mg                 # CPU plumbing check (gloo, tiny model)
+    python bench/multi_gpu.py --reestimate bench/results/multi_gpu.json   # estimates from today's calculator
+
+Each cell is one `torchrun --nproc_per_node G bench/multi_gpu.py --worker CELL` process group: a
+bundled architecture (kit.memory.architectures) with random weights, prepared as LLaMA-Factory
+prepares it (LoRA r=8 on all linears over a bf16 base, trainable parameters in fp32; full: fp32 master
+weights; bf16 mixed precision; fused AdamW; non-reentrant gradient checkpointing), trained by the
+transformers Trainer, which hands the model to accelerate: DDP, FSDP2 (`fsdp: full_shard auto_wrap`)
+or DeepSpeed ZeRO-3 (examples/deepspeed/ds_z3_config.json). The data are random token sequences of
+seq_len with no padding, so every token is a real one. Per-GPU batch and gradient accumulation are
+the same in every mode (weak scaling: 2 GPUs do twice the work per step).
+
+Measured: real tokens/s over the timed optimizer steps (after warm-up), all GPUs together; the peak
+`torch.cuda.max_memory_allocated()` of the timed steps, the largest over the GPUs. Estimated:
+`kit.memory.estimate(..., num_gpus=G, sharding=mode).allocated` (both exclude the CUDA context).
+Writes <out>/multi_gpu.json (records {model, method, mode, gpus, real_tokens_per_s,
+peak_gib_per_gpu, estimated_gib_per_gpu, gpu, versions} + settings) and
+<out>/multi_gpu_summary.txt (scaling efficiency, memory ratios, calculator errors).
+The committed results (bench/results/multi_gpu.json, 2026-11-30, 2 x H200) come from a first version
+that ran the single-GPU cells two at a time, one per GPU, and stopped at a 470 s deadline: the single
+baselines may be slowed by their neighbour (DDP speed-ups above 2x hint at it), and the ZeRO-3 cells
+after the first were not reached. This version runs one cell at a time and marks cells stopped by
+the deadline as "deadline".
+Not here: several machines, ZeRO++/offload timing, tensor or pipeline parallelism.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MODELS = ["Qwen2.5-0.5B", "Qwen2.5-1.5B"]
+METHODS = ["lora", "full"]
+MODES = {"single": 1, "ddp": 2, "fsdp": 2, "zero3": 2}
+SETTINGS = dict(batch_size=2, seq_len=512, gradient_checkpointing=True, grad_accum=4, warmup_steps=2, timed_steps=4)
+GIB = 2**30
+
+
+def cell_list(smoke: bool) -> list[dict]:
+    if smoke:
+        tiny = SETTINGS | dict(seq_len=32, grad_accum=1, warmup_steps=1, timed_steps=2)
+        return [dict(model="tiny", method=m, mode=mode, gpus=MODES[mode], **tiny)
+                for m in METHODS for mode in ("single", "ddp", "fsdp")]
+    return [dict(model=model, method=m, mode=mode, gpus=MODES[mode], **SETTINGS)
+            for mode in MODES for model in MODELS for m in METHODS]
+
+
+def estimate_cell(cell: dict):
+    from kit import memory
+
+    return memory.estimate(cell["model"], cell["method"], batch_size=cell["batch_size"], seq_len=cell["seq_len"],
+                           gradient_checkpointing=cell["gradient_checkpointing"], optimizer="adamw_torch_fused",
+                           gradient_accumulation_steps=cell["grad_accum"],
+                           num_gpus=cell["gpus"], sharding="ddp" if cell["mode"] == "single" else cell["mode"])
+
+
+# ----------------------------------------------------------------------------------- one cell (each rank)
+
+def tiny_facts():
+    import dataclasses
+
+    from kit.memory import architectures
+
+    return dataclasses.replace(architectures.lookup("SmolLM2-135M"), num_hidden_layers=2, hidden_size=64,
+                               intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+                               vocab_size=512, name="tiny")
+
+
+def worker(cell: dict, result_path: str) -> None:
+    import torch
+    import torch.distributed as dist
+    from transformers import (AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments,
+                              default_data_collator)
+
+    from kit.memory import architectures
+
+    cuda = torch.cuda.is_available()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local}" if cuda else "cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    facts = tiny_facts() if cell["model"] == "tiny" else architectures.lookup(cell["model"])
+    full = cell["method"] == "full"
+    torch.manual_seed(0)
+    with device:
+        model = AutoModelForCausalLM.from_config(facts.to_hf_config(), dtype=torch.float32 if full else torch.bfloat16,
+                                                 attn_implementation="sdpa")
+    model.config.use_cache = False
+    if not full:
+        from peft import LoraConfig, get_peft_model
+
+        model.requires_grad_(False)
+        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
+                                                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                 "gate_proj", "up_proj", "down_proj"]))
+        for p in model.parameters():  # LLaMA-Factory keeps trainable parameters in fp32
+            if p.requires_grad:
+                p.data = p.data.float()
+        model.enable_input_require_grads()
+    batch, seq, accum = cell["batch_size"], cell["seq_len"], cell["grad_accum"]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    steps = cell["warmup_steps"] + cell["timed_steps"]
+    rows = world * batch * accum * steps
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, facts.vocab_size, (rows, seq), generator=gen)
+    data = [{"input_ids": row, "labels": row} for row in ids]  # a list is a map-style dataset
+    args = dict(output_dir=f"/tmp/mg_{cell['mode']}", per_device_train_batch_size=batch, gradient_accumulation_steps=accum,
+                max_steps=steps, learning_rate=1e-5, optim="adamw_torch_fused" if cuda else "adamw_torch",
+                bf16=cuda, logging_steps=10_000, save_strategy="no", report_to="none", disable_tqdm=True,
+                gradient_checkpointing=cell["gradient_checkpointing"],
+                gradient_checkpointing_kwargs={"use_reentrant": False}, dataloader_num_workers=0,
+                remove_unused_columns=False, use_cpu=not cuda, seed=0, lr_scheduler_type="constant",
+                ddp_find_unused_parameters=False if not full else None)
+    if cell["mode"] == "fsdp":
+        layer = type(model.get_decoder().layers[0] if full else model.base_model.model.model.layers[0]).__name__
+        args.update(fsdp="full_shard auto_wrap", fsdp_config={"version": 2, "transformer_layer_cls_to_wrap": [layer]})
+    if cell["mode"] == "zero3":
+        args["deepspeed"] = str(ROOT / "examples" / "deepspeed" / "ds_z3_config.json")
+
+    class Meter(TrainerCallback):
+        start = None
+        elapsed = None
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == cell["warmup_steps"] and self.start is None:
+                if cuda:
+                    torch.cuda.synchronize()
+                    torch.cuda.reset_peak_memory_stats()
+                self.start = time.perf_counter()
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if cuda:
+                torch.cuda.synchronize()
+            self.elapsed = time.perf_counter() - self.start
+
+    meter = Meter()
+    trainer = Trainer(model=model, args=TrainingArguments(**args), train_dataset=data,
+                      data_collator=default_data_collator, callbacks=[meter])
+    trainer.train()
+    peak = torch.tensor([torch.cuda.max_memory_allocated() if cuda else 0], dtype=torch.float64, device=device)
+    if dist.is_initialized():
+        dist.all_reduce(peak, op=dist.ReduceOp.MAX)
+    tokens = world * batch * seq * accum * cell["timed_steps"]
+    if int(os.environ.get("RANK", "0")) == 0:
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        Path(result_path).write_text(json.dumps(dict(
+            real_tokens_per_s=round(tokens / meter.elapsed, 1), peak_bytes_per_gpu=int(peak.item()),
+            seconds_timed=round(meter.elapsed, 3), trainable_params=trainable)))
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+# ----------------------------------------------------------------------------------- driver
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("torch", "transformers", "accelerate", "peft", "deepspeed"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
+def run_cell(cell: dict, tmp: Path) -> subprocess.Popen:
+    result = tmp / f"{cell['model']}_{cell['method']}_{cell['mode']}.json"
+    result.unlink(missing_ok=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="4", TOKENIZERS_PARALLELISM="false")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cell['gpus']}",
+               str(Path(__file__).resolve()), "--worker", json.dumps(cell), "--result", str(result)]
+    log = open(tmp / (result.stem + ".log"), "w")
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.cell, proc.result, proc.log_path = cell, result, log.name
+    return proc
+
+
+def collect(proc: subprocess.Popen, timeout: float) -> dict:
+    cell = proc.cell
+    killed = False
+    try:
+        proc.wait(timeout=max(timeout, 1))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        killed = True
+    record = {k: cell[k] for k in ("model", "method", "mode", "gpus")}
+    if proc.result.exists():
+        measured = json.loads(proc.result.read_text())
+        record.update(real_tokens_per_s=measured["real_tokens_per_s"],
+                      peak_gib_per_gpu=round(measured["peak_bytes_per_gpu"] / GIB, 3),
+                      status="ok", trainable_params=measured["trainable_params"])
+    else:
+        tail = Path(proc.log_path).read_text(errors="replace")[-1500:]
+        record.update(real_tokens_per_s=None, peak_gib_per_gpu=None, status="deadline" if killed else "failed",
+                      error=tail)
+    return record
+
+
+def add_estimates(records: list[dict]) -> None:
+    for r in records:
+        cell = dict(r, **{k: r.get(k, v) for k, v in SETTINGS.items()})
+        if r["model"] == "tiny":
+            r["estimated_gib_per_gpu"] = None
+            continue
+        est = estimate_cell(cell)
+        r["estimated_gib_per_gpu"] = round(est.allocated / GIB, 3)
+        r["estimated_total_gib_per_gpu"] = round(est.total / GIB, 3)
+        r["error_pct"] = (round(100 * (r["estimated_gib_per_gpu"] / r["peak_gib_per_gpu"] - 1), 2)
+                          if r.get("peak_gib_per_gpu") else None)
+
+
+def summarize(records: list[dict]) -> str:
+    lines = ["model / method / mode: tokens/s  (x single)   peak GiB/GPU  (x single)   estimate  error"]
+    single = {(r["model"], r["method"]): r for r in records if r["mode"] == "single" and r["status"] == "ok"}
+    errors = []
+    for r in records:
+        if r["status"] != "ok":
+            lines.append(f"{r['model']} / {r['method']} / {r['mode']}: {r['status']}")
+            continue
+        base = single.get((r["model"], r["method"]))
+        speed = r["real_tokens_per_s"] / base["real_tokens_per_s"] if base else float("nan")
+        mem = r["peak_gib_per_gpu"] / base["peak_gib_per_gpu"] if base and base["peak_gib_per_gpu"] else float("nan")
+        est = r.get("estimated_gib_per_gpu")
+        err = r.get("error_pct")
+        if err is not None and r["gpus"] > 1:
+            errors.append(abs(err))
+        lines.append(f"{r['model']} / {r['method']} / {r['mode']}: {r['real_tokens_per_s']:>10.0f} ({speed:4.2f}x)"
+                     f"   {r['peak_gib_per_gpu']:8.2f} ({mem:4.2f}x)   {est if est is not None else '-':>8}"
+                     f"  {err if err is not None else '-'}%")
+    if errors:
+        lines.append(f"2-GPU cells: {len(errors)}, calculator |error| max {max(errors):.2f}%, "
+                     f"within 5%: {sum(e <= 5 for e in errors)}/{len(errors)}")
+    return "\n".join(lines)
+
+
+def write(records: list[dict], out: Path, meta: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "multi_gpu.json").write_text(json.dumps({"settings": SETTINGS, **meta, "records": records}, indent=1) + "\n")
+    text = summarize(records)
+    (out / "multi_gpu_summary.txt").write_text(text + "\n")
+    print(text)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=None, help="results folder (default bench/results; --smoke: a temp folder)")
+    parser.add_argument("--smoke", action="store_true", help="CPU, tiny model, gloo: plumbing only")
+    parser.add_argument("--deadline", type=float, default=540, help="seconds; later cells are skipped")
+    parser.add_argument("--modes", nargs="*", default=None)
+    parser.add_argument("--cells-dir", help="where each cell's log and result go (default: <out>/multi_gpu_cells)")
+    parser.add_argument("--reestimate", help="recompute the estimates of a results file (no GPU needed)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(json.loads(args.worker), args.result)
+        return 0
+    if args.reestimate:
+        path = Path(args.reestimate)
+        data = json.loads(path.read_text())
+        add_estimates(data["records"])
+        write(data["records"], path.parent, {k: v for k, v in data.items() if k not in ("records", "settings")})
+        return 0
+    start = time.time()
+    import tempfile
+
+    out = Path(args.out or (tempfile.mkdtemp(prefix="multi_gpu_smoke_") if args.smoke else ROOT / "bench" / "results"))
+    tmp = Path(args.cells_dir or tempfile.mkdtemp(prefix="multi_gpu_cells_"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    cells = [c for c in cell_list(args.smoke) if not args.modes or c["mode"] in args.modes]
+    records = []
+    gpu, vers = gpu_name(), versions()
+    singles = [c for c in cells if c["gpus"] == 1]
+    multis = [c for c in cells if c["gpus"] > 1]
+    # one cell at a time: single-GPU cells run side by side (one per GPU) slowed each other down in the
+    # run of 2026-11-30, which inflated DDP's speed-up; now every cell has the machine to itself
+    for cell in singles + multis:
+        if time.time() - start > args.deadline:
+            records.append({k: cell[k] for k in ("model", "method", "mode", "gpus")} | {"status": "skipped"})
+            continue
+        records.append(collect(run_cell(cell, tmp), args.deadline - (time.time() - start)))
+    for r in records:
+        r.update(gpu=gpu, versions=vers)
+        print(r["model"], r["method"], r["mode"], r["status"], r.get("real_tokens_per_s"), r.get("peak_gib_per_gpu"),
+              (r.get("error") or "")[-600:], flush=True)
+    add_estimates(records)
+    write(records, out, {"gpu": gpu, "versions": vers, "seconds": round(time.time() - start)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
