@@ -23,12 +23,16 @@ def test_lesson_03_template_comparer(page, lab):
     jl.open_notebook(page, lab, "03_chat_templates.ipynb")
     jl.run_all(page)
     jl.assert_no_tracebacks(page)
-    comparer = page.locator(".jupyter-widgets").filter(has=page.locator("label:text-is('left')")).last
-    before = comparer.locator(".widget-html-content").nth(1).inner_text()
-    jl.select(page, "left", "qwen")
+    # the comparer is the innermost VBox holding the "left" dropdown: legend, left panel, right panel
+    comparer = page.locator(".widget-vbox").filter(has=page.locator("label:text-is('left')")).last
+    comparer.scroll_into_view_if_needed()
+    before = comparer.text_content()
+    assert "<|im_start|>" in before
+    jl.select(page, "left", "llama3")
     page.wait_for_function("(b) => !document.body.innerText.includes(b) || true", arg=before[:40])
     time.sleep(1.0)
-    assert comparer.locator(".widget-html-content").nth(1).inner_text() != before
+    after = comparer.text_content()
+    assert after != before and "<|start_header_id|>" in after  # the left panel now shows llama3's encoding
 
 
 def test_lesson_04_memory_calculator(page, lab):
