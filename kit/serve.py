@@ -27,7 +27,6 @@ bounded by the max_tokens ceiling only).
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import hmac
@@ -651,28 +650,29 @@ def bind(host: str, port: int):
     return sock
 
 
+@dataclass
+class ServeArgs:
+    """`python -m kit serve` flags besides the limits (ServeLimits); parsed by kit.cli (HfArgumentParser)."""
+
+    model: str = field(metadata={"help": "an exported model folder (or the built-in model's name)"})
+    port: int = field(default=8000, metadata={"help": "TCP port on 127.0.0.1 (default 8000; 0 = any free port)"})
+    host: str = field(default="127.0.0.1", metadata={"help": "loopback only: 127.0.0.1, localhost or ::1"})
+    backend: str = field(default="auto", metadata={
+        "help": "inference engine (LLaMA-Factory infer_backend); auto = vllm if installed with a GPU",
+        "choices": ["auto", "transformers", "vllm"]})
+    model_name: str | None = field(default=None, metadata={"help": "the id shown by /v1/models (default: the folder name)"})
+
+
 def cli_main(argv: list[str] | None = None) -> int:
     """`python -m kit serve --model DIR [--port N] [--backend auto|transformers|vllm]` (blocks)."""
     import uvicorn
 
-    parser = argparse.ArgumentParser(prog="python -m kit serve", description="An OpenAI-style chat API on 127.0.0.1.")
-    parser.add_argument("--model", required=True, help="an exported model folder (or the built-in model's name)")
-    parser.add_argument("--port", type=int, default=8000, help="TCP port on 127.0.0.1 (default 8000; 0 = any free port)")
-    parser.add_argument("--host", default="127.0.0.1", help="loopback only: 127.0.0.1, localhost or ::1")
-    parser.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"],
-                        help="inference engine (LLaMA-Factory infer_backend); auto = vllm if installed with a GPU")
-    parser.add_argument("--model_name", default=None, help="the id shown by /v1/models (default: the folder name)")
-    for f in fields(ServeLimits):  # the limits' flags, help from the dataclass
-        flags = ["--api-key", "--api_key"] if f.name == "api_key" else [f"--{f.name}"]
-        kind = {"max_tokens": int, "max_body_bytes": int, "max_queue": int, "request_timeout": float}.get(f.name, str)
-        parser.add_argument(*flags, dest=f.name, type=kind, default=f.default, help=f.metadata["help"])
-    args = parser.parse_args(argv)
+    from kit.cli import dataclass_parser, parse
+
+    parser = dataclass_parser("python -m kit serve", "An OpenAI-style chat API on 127.0.0.1.", ServeArgs, ServeLimits)
+    args, limits, *_ = parse(parser, argv)
     try:
         _check_host(args.host)
-    except ValueError as exc:
-        parser.error(str(exc))
-    limits = ServeLimits(**{f.name: getattr(args, f.name) for f in fields(ServeLimits)})
-    try:
         limits.validate()
     except ValueError as exc:
         parser.error(str(exc))
