@@ -234,7 +234,6 @@ def merge_and_save(adapter_dir, export_dir, **options) -> ExportReport:
     """
     from peft import PeftModel
 
-    from kit import ollama as kit_ollama
     from kit.chat import stop_token_ids, stop_words
 
     config = _export_config(options)
@@ -362,6 +361,8 @@ def _write_folder(export_dir: Path, merged, tokenizer, config: ExportConfig, tem
             quantized_diff = _quantize_folder(tmp, config.bnb_quantization_bit, check["adapter_logits"],
                                               check["batch"], config.max_shard_size)
         if config.ollama_modelfile:
+            from kit import ollama as kit_ollama
+
             text = (kit_ollama.modelfile(template, tokenizer, source=".", stop_words=words) if template is not None
                     else ollama_modelfile(tokenizer, _default_system(template, tokenizer), words))
             (tmp / "Modelfile").write_text(text)
