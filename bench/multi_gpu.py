@@ -3,6 +3,7 @@
     python bench/multi_gpu.py --out bench/results                   # on a 2-GPU machine
     python bench/multi_gpu.py --smoke --out /tmp/mg                 # CPU plumbing check (gloo, tiny model)
     python bench/multi_gpu.py --reestimate bench/results/multi_gpu.json   # estimates from today's calculator
+    python bench/multi_gpu.py --cells Qwen2.5-1.5B/full/zero3 --update   # re-measure cells, keep the rest
 
 Each cell is one `torchrun --nproc_per_node G bench/multi_gpu.py --worker CELL` process group: a
 bundled architecture (kit.memory.architectures) with random weights, prepared as LLaMA-Factory
@@ -19,11 +20,14 @@ Measured: real tokens/s over the timed optimizer steps (after warm-up), all GPUs
 Writes <out>/multi_gpu.json (records {model, method, mode, gpus, real_tokens_per_s,
 peak_gib_per_gpu, estimated_gib_per_gpu, gpu, versions} + settings) and
 <out>/multi_gpu_summary.txt (scaling efficiency, memory ratios, calculator errors).
-The committed results (bench/results/multi_gpu.json, 2026-11-30, 2 x H200) come from a first version
-that ran the single-GPU cells two at a time, one per GPU, and stopped at a 470 s deadline: the single
-baselines may be slowed by their neighbour (DDP speed-ups above 2x hint at it), and the ZeRO-3 cells
-after the first were not reached. This version runs one cell at a time and marks cells stopped by
-the deadline as "deadline".
+The committed results (bench/results/multi_gpu.json, 2 x H200) come from two runs. The first
+(`runs[0]`) ran the single-GPU cells two at a time, one per GPU, and stopped at a 470 s deadline: its
+single baselines were slowed by their neighbour (DDP speed-ups above 2x show it) and the ZeRO-3 cells
+after the first were not reached. The second ran one cell at a time (as the script now does) for the
+1.5B full single/DDP cells and the two ZeRO-3 full cells; its results file did not come back from the
+GPU machine (only the per-cell results in bench/results/multi_gpu_cells/ did), so `--collect` built
+the records from them, with `--update` replacing the re-measured cells (`runs[1]`). Their ZeRO-3
+`trainable_params` counted ZeRO-3's partitioned placeholders (the worker now counts `ds_numel`).
 Not here: several machines, ZeRO++/offload timing, tensor or pipeline parallelism.
 """
 from __future__ import annotations
@@ -152,10 +156,11 @@ def worker(cell: dict, result_path: str) -> None:
         dist.all_reduce(peak, op=dist.ReduceOp.MAX)
     tokens = world * batch * seq * accum * cell["timed_steps"]
     if int(os.environ.get("RANK", "0")) == 0:
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        # under ZeRO-3 a parameter is a partitioned placeholder; ds_numel is its full size
+        trainable = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters() if p.requires_grad)
         Path(result_path).write_text(json.dumps(dict(
             real_tokens_per_s=round(tokens / meter.elapsed, 1), peak_bytes_per_gpu=int(peak.item()),
-            seconds_timed=round(meter.elapsed, 3), trainable_params=trainable)))
+            seconds_timed=round(meter.elapsed, 3), trainable_params=trainable, gpu=gpu_name(), versions=versions())))
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
@@ -195,7 +200,6 @@ def run_cell(cell: dict, tmp: Path) -> subprocess.Popen:
 
 
 def collect(proc: subprocess.Popen, timeout: float) -> dict:
-    cell = proc.cell
     killed = False
     try:
         proc.wait(timeout=max(timeout, 1))
@@ -203,14 +207,20 @@ def collect(proc: subprocess.Popen, timeout: float) -> dict:
         proc.kill()
         proc.wait()
         killed = True
+    return record_of(proc.cell, proc.result, Path(proc.log_path), killed)
+
+
+def record_of(cell: dict, result: Path, log: Path, killed: bool = False) -> dict:
+    """One cell's record from the result its rank 0 wrote (or the end of its log when there is none)."""
     record = {k: cell[k] for k in ("model", "method", "mode", "gpus")}
-    if proc.result.exists():
-        measured = json.loads(proc.result.read_text())
+    if result.exists():
+        measured = json.loads(result.read_text())
         record.update(real_tokens_per_s=measured["real_tokens_per_s"],
                       peak_gib_per_gpu=round(measured["peak_bytes_per_gpu"] / GIB, 3),
                       status="ok", trainable_params=measured["trainable_params"])
+        record.update({k: measured[k] for k in ("gpu", "versions") if k in measured})
     else:
-        tail = Path(proc.log_path).read_text(errors="replace")[-1500:]
+        tail = log.read_text(errors="replace")[-1500:] if log.exists() else "no log"
         record.update(real_tokens_per_s=None, peak_gib_per_gpu=None, status="deadline" if killed else "failed",
                       error=tail)
     return record
@@ -267,7 +277,15 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny model, gloo: plumbing only")
     parser.add_argument("--deadline", type=float, default=540, help="seconds; later cells are skipped")
     parser.add_argument("--modes", nargs="*", default=None)
+    parser.add_argument("--cells", nargs="*", default=None, metavar="MODEL/METHOD/MODE",
+                        help="run only these cells, in this order (e.g. Qwen2.5-1.5B/full/zero3)")
+    parser.add_argument("--update", action="store_true",
+                        help="merge into <out>/multi_gpu.json: the cells run now replace their earlier records, "
+                             "the others are kept (each record names its own date, GPU and versions)")
     parser.add_argument("--cells-dir", help="where each cell's log and result go (default: <out>/multi_gpu_cells)")
+    parser.add_argument("--collect", metavar="CELLS_DIR",
+                        help="build the records from a cells folder of an earlier run (its per-cell results), "
+                             "e.g. when the results file did not come back from the GPU machine; with --cells")
     parser.add_argument("--reestimate", help="recompute the estimates of a results file (no GPU needed)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -288,24 +306,61 @@ def main(argv=None) -> int:
     tmp = Path(args.cells_dir or tempfile.mkdtemp(prefix="multi_gpu_cells_"))
     tmp.mkdir(parents=True, exist_ok=True)
     cells = [c for c in cell_list(args.smoke) if not args.modes or c["mode"] in args.modes]
+    if args.cells:
+        known = {f"{c['model']}/{c['method']}/{c['mode']}": c for c in cells}
+        unknown = [name for name in args.cells if name not in known]
+        if unknown:
+            parser.error(f"unknown cell(s) {unknown}; known: {sorted(known)}")
+        order = [known[name] for name in args.cells]
+    else:
+        # one cell at a time: single-GPU cells run side by side (one per GPU) slowed each other down in
+        # the run of 2026-11-30, which inflated DDP's speed-up; now every cell has the machine to itself
+        order = [c for c in cells if c["gpus"] == 1] + [c for c in cells if c["gpus"] > 1]
     records = []
     gpu, vers = gpu_name(), versions()
-    singles = [c for c in cells if c["gpus"] == 1]
-    multis = [c for c in cells if c["gpus"] > 1]
-    # one cell at a time: single-GPU cells run side by side (one per GPU) slowed each other down in the
-    # run of 2026-11-30, which inflated DDP's speed-up; now every cell has the machine to itself
-    for cell in singles + multis:
+    if args.collect:
+        earlier = json.loads((out / "multi_gpu.json").read_text()) if args.update and (out / "multi_gpu.json").exists() else {}
+        for cell in order:
+            result = Path(args.collect) / f"{cell['model']}_{cell['method']}_{cell['mode']}.json"
+            record = record_of(cell, result, result.with_suffix(".log"))
+            if "gpu" not in record and earlier.get("gpu"):
+                # workers before 2026-11-30 (second run) did not write gpu/versions into their result:
+                # take the earlier run's, on the same device image, and say so
+                record.update(gpu=earlier["gpu"], versions=earlier["versions"],
+                              machine_from="the earlier run in this file (same device image)")
+            records.append(record)
+        order = []
+    for cell in order:
         if time.time() - start > args.deadline:
             records.append({k: cell[k] for k in ("model", "method", "mode", "gpus")} | {"status": "skipped"})
             continue
         records.append(collect(run_cell(cell, tmp), args.deadline - (time.time() - start)))
+    today = time.strftime("%Y-%m-%d")
     for r in records:
-        r.update(gpu=gpu, versions=vers)
+        for k, v in (("gpu", gpu), ("versions", vers), ("date", today)):
+            r.setdefault(k, v)  # a worker's own gpu/versions win (--collect on another machine)
         print(r["model"], r["method"], r["mode"], r["status"], r.get("real_tokens_per_s"), r.get("peak_gib_per_gpu"),
               (r.get("error") or "")[-600:], flush=True)
+    meta = {"gpu": gpu, "versions": vers, "seconds": round(time.time() - start)}
+    if args.collect:  # the measuring happened on the GPU machine; this run only read its cell results
+        meta = {"collected_from": str(args.collect), "cells": args.cells, "date": today}
+    if args.update and (out / "multi_gpu.json").exists():
+        records, meta = merged(json.loads((out / "multi_gpu.json").read_text()), records, meta)
     add_estimates(records)
-    write(records, out, {"gpu": gpu, "versions": vers, "seconds": round(time.time() - start)})
+    write(records, out, meta)
     return 0
+
+
+def merged(earlier: dict, new: list[dict], meta: dict) -> tuple[list[dict], dict]:
+    """Earlier records with the cells measured now replaced (a cell = model, method, mode), in the
+    bench's cell order; `runs` lists each run's GPU, versions and seconds."""
+    key = lambda r: (r["model"], r["method"], r["mode"])  # noqa: E731
+    fresh = {key(r): r for r in new}
+    old = {key(r): dict(r, **{k: earlier.get(k) for k in ("gpu", "versions") if k not in r}) for r in earlier["records"]}
+    order = [key(c) for c in cell_list(smoke=False)]
+    combined = [fresh.get(k) or old[k] for k in order if k in fresh or k in old]
+    runs = earlier.get("runs") or [{k: earlier.get(k) for k in ("gpu", "versions", "seconds")}]
+    return combined, {"runs": [*runs, meta]}
 
 
 if __name__ == "__main__":

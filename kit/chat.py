@@ -167,11 +167,14 @@ class ChatSession:
         copy of the weights serves both sides of a comparison.
     tools: JSON text of tool schemas offered to the model (canonical `tools` column), or None.
     stop: extra stop strings (beyond the template's stop words and EOS).
+    min_new_tokens: no stop word or EOS ends the answer before this many tokens (0 = off; kit.serve's
+        `min_tokens`, used to make a request that runs to its limit).
     """
 
     def __init__(self, model, tokenizer, template=None, system: str | None = None,
                  params: SamplingParams | None = None, disable_adapter: bool = False,
-                 tools: str | None = None, name: str = "model", stop: list[str] | None = None):
+                 tools: str | None = None, name: str = "model", stop: list[str] | None = None,
+                 min_new_tokens: int = 0):
         if disable_adapter and not hasattr(model, "disable_adapter"):
             raise ValueError("disable_adapter=True needs a peft.PeftModel (the model has no adapter to switch off)")
         self.model, self.tokenizer = model, tokenizer
@@ -182,6 +185,7 @@ class ChatSession:
         self.tools = tools
         self.name = name
         self.extra_stop_words = list(stop or [])
+        self.min_new_tokens = int(min_new_tokens)
         self.history: list[dict] = []
         self.last_usage: dict = {}
 
@@ -213,6 +217,8 @@ class ChatSession:
                       pad_token_id=pad, **self.params.generate_kwargs())
         if multi:
             kwargs.update(stop_strings=multi, tokenizer=self.tokenizer)
+        if self.min_new_tokens:
+            kwargs["min_new_tokens"] = self.min_new_tokens
         return kwargs
 
     def _run_generate(self, **kwargs):

@@ -126,6 +126,7 @@ class EditionsRun:
     seconds: float
     student: object                      # the executed student notebook (nbformat node)
     instructor_cells: list               # the instructor's cells from the first answer cell on, executed
+                                         # (the tail after the last exercise ran once, after the exercises)
     first_answer: int                    # index of the first answer cell (same in both editions)
 
     def errored(self, cell) -> bool:
@@ -157,7 +158,8 @@ class EditionsRun:
 def run_editions(path: str | os.PathLike, *, quick: bool = True, timeout: int = 1800,
                  kernel_name: str = "python3") -> EditionsRun:
     """Execute the student edition of one lesson (errors allowed: its answers raise
-    NotImplementedError), then, in the same kernel, the instructor's answer and check cells.
+    NotImplementedError), then, in the same kernel, the instructor's answer and check cells, then the
+    cells after the last exercise (clean-up: they run once, after both editions' exercises).
     One execution shows both that every graded check fails for students and passes with the answers."""
     import nbformat
     from nbclient import NotebookClient
@@ -169,17 +171,23 @@ def run_editions(path: str | os.PathLike, *, quick: bool = True, timeout: int = 
     student = assign.student_edition(instructor)
     answers = assign.solution_cells(instructor)
     first = min(answers) if answers else len(instructor.cells)
+    graded = [i for i, c in enumerate(instructor.cells) if c.get("metadata", {}).get("nbgrader")]
+    last = max(graded) + 1 if graded else len(instructor.cells)  # after the last exercise cell
+    # student cells up to the last exercise, the instructor's exercises again, then the lesson's tail
+    # (clean-up such as stopping a server or unloading an adapter) once, after both
     combined = copy.deepcopy(student)
-    combined.cells = [*student.cells, *copy.deepcopy(instructor.cells[first:])]
+    exercises = copy.deepcopy(instructor.cells[first:last])
+    combined.cells = [*student.cells[:last], *exercises, *student.cells[last:]]
     start = time.perf_counter()
     with kernel_config() as config:
         client = NotebookClient(combined, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
                                 config=config, resources={"metadata": {"path": str(path.parent)}})
         client.execute(env=kernel_env(quick))
     executed_student = copy.deepcopy(student)
-    executed_student.cells = combined.cells[:len(student.cells)]
+    tail = combined.cells[last + len(exercises):]
+    executed_student.cells = [*combined.cells[:last], *tail]
     return EditionsRun(lesson=path.stem, seconds=round(time.perf_counter() - start, 1), student=executed_student,
-                       instructor_cells=combined.cells[len(student.cells):], first_answer=first)
+                       instructor_cells=[*combined.cells[last:last + len(exercises)], *tail], first_answer=first)
 
 
 def run_course(quick: bool | None = None, out: str | os.PathLike = "build/course",

@@ -109,6 +109,7 @@ class ChatCompletionRequest(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    min_tokens: int = Field(0, ge=0, description="vLLM's extension: end-of-sequence is not allowed before this many tokens")
     stream: bool = False
     stop: Union[str, list[str], None] = None
     n: int = Field(1, ge=1, le=1, description="only one choice is generated")
@@ -171,7 +172,7 @@ class TransformersBackend:
         if max_new_tokens is not None:
             params.max_new_tokens = max_new_tokens
         return ChatSession(self.model, self.tokenizer, template=self.template, system=system,
-                           params=params, stop=request.stop)
+                           params=params, stop=request.stop, min_new_tokens=request.min_tokens)
 
     def prompt_tokens(self, request: ChatCompletionRequest) -> int:
         """How many tokens the request's prompt is (chat template applied)."""
@@ -218,7 +219,7 @@ class VLLMBackend:
             params.max_new_tokens = max_new_tokens
         vparams = SamplingParams(temperature=params.temperature if params.do_sample else 0.0,
                                  top_p=params.top_p if params.do_sample else 1.0,
-                                 max_tokens=params.max_new_tokens, stop=request.stop)
+                                 max_tokens=params.max_new_tokens, min_tokens=request.min_tokens, stop=request.stop)
         convo = ([{"role": "system", "content": system}] if system else []) + messages
         with self.lock:
             out = self.llm.chat(convo, vparams, use_tqdm=False)

@@ -10,9 +10,11 @@
   library warnings, stacked progress bars).
 """
 import functools
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -81,6 +83,12 @@ def test_student_edition_cli_leaves_no_solution(tmp_path):
         assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
 
 
+def _activated() -> dict:
+    """The environment of an activated venv: nbgrader runs `alembic` from PATH, so the interpreter's
+    bin folder goes first (CI calls .venv/bin/python without activating)."""
+    return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+
+
 def test_nbgrader_generate_assignment_accepts_a_lesson(tmp_path):
     pytest.importorskip("nbgrader", reason="nbgrader comes with the [teach] extra")
     lesson = "00_setup_and_tour.ipynb"
@@ -89,7 +97,7 @@ def test_nbgrader_generate_assignment_accepts_a_lesson(tmp_path):
     (source / lesson).write_bytes((env.notebooks_dir() / lesson).read_bytes())
     run = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "lesson00", "--force",
                           f"--CourseDirectory.root={tmp_path}"], capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path)
+                         timeout=300, cwd=tmp_path, env=_activated())
     assert run.returncode == 0, run.stdout + run.stderr
     released = nbformat.read(tmp_path / "release" / "lesson00" / lesson, as_version=4)
     ours = assign.student_edition(nbformat.read(env.notebooks_dir() / lesson, as_version=4))

@@ -83,11 +83,13 @@ def test_abusive_and_disconnecting_clients_do_not_block_others(limited):
 
     def abusive():
         started = time.monotonic()
-        body = httpx.post(url, json={"messages": HELLO, "max_tokens": 8000, "temperature": 1.0}, timeout=120).json()
+        body = httpx.post(url, json={"messages": HELLO, "max_tokens": 8000, "min_tokens": 8000, "temperature": 1.0},
+                          timeout=120).json()  # min_tokens: it cannot end early with EOS, only by the limit
         results["abusive"] = (time.monotonic() - started, body)
 
     def disconnecting():
-        with httpx.stream("POST", url, json={"messages": HELLO, "max_tokens": 8000, "stream": True}, timeout=120) as r:
+        with httpx.stream("POST", url, json={"messages": HELLO, "max_tokens": 8000, "min_tokens": 8000, "stream": True},
+                          timeout=120) as r:
             seen = 0
             for line in r.iter_lines():
                 seen += line.startswith("data: ")
@@ -127,7 +129,7 @@ def test_full_queue_gets_429_with_retry_after(builtin):
     limits = serve.ServeLimits(request_timeout=2.0, max_queue=1)
     with serve.start(model=model, tokenizer=tokenizer, limits=limits) as running:
         hog = threading.Thread(target=httpx.post, args=(running.url + CHAT,),
-                               kwargs={"json": {"messages": HELLO, "max_tokens": 8000}, "timeout": 60})
+                               kwargs={"json": {"messages": HELLO, "max_tokens": 8000, "min_tokens": 8000}, "timeout": 60})
         hog.start()
         deadline = time.monotonic() + 20
         while httpx.get(running.url + "/health").json()["admitted"] < 1 and time.monotonic() < deadline:
@@ -167,8 +169,8 @@ def test_sigterm_ends_a_busy_server_within_5_seconds():
             match = re.search(r"(http://127\.0\.0\.1:\d+)/v1", line)
             url = match.group(1) if match else None
         assert url, "server did not start:\n" + "".join(seen[-20:])
-        busy = threading.Thread(target=lambda: httpx.post(url + CHAT, json={"messages": HELLO, "max_tokens": 8000},
-                                                          timeout=120), daemon=True)
+        long_answer = {"messages": HELLO, "max_tokens": 8000, "min_tokens": 8000}
+        busy = threading.Thread(target=lambda: httpx.post(url + CHAT, json=long_answer, timeout=120), daemon=True)
         busy.start()
         deadline = time.time() + 30
         while httpx.get(url + "/health").json()["admitted"] < 1 and time.time() < deadline:

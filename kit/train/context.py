@@ -69,9 +69,19 @@ class StageContext:
     def make_training_arguments(self, cls=None, **extra):
         """`cls(**training_args, **extra)`: cls defaults to transformers.TrainingArguments; pass a
         TRL config class (DPOConfig, ...) to get its extra fields. Keys `extra` names win."""
+        import dataclasses
+
         if cls is None:
             from transformers import TrainingArguments as cls  # noqa: N813
-        return cls(**{**self.training_args, **extra})
+        kwargs = {**self.training_args, **extra}
+        names = {f.name for f in dataclasses.fields(cls)}
+        if "activation_checkpointing" in names:
+            # the kit switches checkpointing on the model itself (kit.train.accel, before the trainer
+            # exists); the trainer's own switch stays off, under transformers 5's name (TRL's configs
+            # default the old name to True, which transformers answers with a FutureWarning)
+            kwargs["activation_checkpointing"] = bool(kwargs.pop("gradient_checkpointing", False)
+                                                      or kwargs.get("activation_checkpointing"))
+        return cls(**kwargs)
 
 
 def register_stage(name: str, build_trainer: Callable[[StageContext], Any]) -> None:

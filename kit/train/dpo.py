@@ -171,8 +171,7 @@ def check_pref_loss(config) -> str:
 def build_trainer(ctx: StageContext):
     config = ctx.config
     loss = check_pref_loss(config)
-    common = {"max_length": config.cutoff_len, "beta": config.pref_beta, "remove_unused_columns": False,
-              "gradient_checkpointing": False}
+    common = {"max_length": config.cutoff_len, "beta": config.pref_beta, "remove_unused_columns": False}
     if loss in DPO_LOSSES:
         from trl import DPOConfig
 

@@ -178,7 +178,7 @@ def build_trainer(ctx: StageContext):
         GRPOConfig, num_generations=num_generations(ctx), max_completion_length=config.max_new_tokens,
         temperature=config.temperature, top_p=config.top_p, top_k=config.top_k, beta=config.pref_beta,
         num_iterations=config.ppo_epochs, scale_rewards="group" if config.ppo_score_norm else "none",
-        remove_unused_columns=False, gradient_checkpointing=False, log_completions=False)
+        remove_unused_columns=False, log_completions=False)
     train = grpo_features(ctx.train_dataset, ctx)
     evaluation = grpo_features(ctx.eval_dataset, ctx) if ctx.eval_dataset is not None else None
     return GRPOTrainer(model=ctx.model, reward_funcs=[reward_function(ctx)], args=args, train_dataset=train,

@@ -91,7 +91,7 @@ def build_trainer(ctx: StageContext):
     args = ctx.make_training_arguments(
         KTOConfig, max_length=config.cutoff_len, beta=config.pref_beta,
         desirable_weight=config.kto_chosen_weight, undesirable_weight=config.kto_rejected_weight,
-        remove_unused_columns=False, gradient_checkpointing=False)
+        remove_unused_columns=False)
     train = kto_features(ctx.train_dataset, ctx)
     evaluation = kto_features(ctx.eval_dataset, ctx) if ctx.eval_dataset is not None else None
     return _trainer_class()(model=ctx.model, ref_model=reference_model(ctx), args=args, train_dataset=train,
