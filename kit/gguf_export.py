@@ -56,21 +56,27 @@ class GGUFExportError(ValueError):
     """The folder cannot be written as GGUF as asked (the message says what to change)."""
 
 
+def _about(text: str):
+    return field(default=None, metadata={"help": text})
+
+
 @dataclass
 class GGUFReport:
+    """What `to_gguf` wrote, and how the file, loaded back, compares with the folder it came from.
+    Each field's `help` metadata says what it holds."""
     gguf_file: str
     quantization: str
     size_bytes: int
-    tensor_types: dict = field(default_factory=dict)  # GGML type name -> number of tensors
-    template: str | None = None
-    eos_token_id: int | None = None
-    tokenizer_pre: str | None = None
-    modelfile: str | None = None
-    max_abs_logit_diff: float | None = None
-    tolerance: float | None = None
-    top1_agreement: float | None = None  # share of positions where both models rank the same token first
-    answer: str | None = None  # greedy answer of the GGUF to the first sample prompt
-    reference_answer: str | None = None  # the same from the source folder
+    tensor_types: dict = field(default_factory=dict, metadata={"help": "GGML type name -> number of tensors"})
+    template: str | None = _about("the kit.templates name whose chat template the file carries")
+    eos_token_id: int | None = _about("the stop token id written into the file (the template's stop word)")
+    tokenizer_pre: str | None = _about("llama.cpp's pre-tokenizer name for the tokenizer (tokenizer.ggml.pre)")
+    modelfile: str | None = _about("the Ollama Modelfile written beside the file")
+    max_abs_logit_diff: float | None = _about("largest |GGUF - folder| logit on the sample prompts")
+    tolerance: float | None = _about("the largest difference this quantization may show (TOLERANCE)")
+    top1_agreement: float | None = _about("share of positions where both models rank the same token first")
+    answer: str | None = _about("greedy answer of the GGUF to the first sample prompt")
+    reference_answer: str | None = _about("the same from the source folder")
 
     @property
     def verified(self) -> bool:
@@ -217,9 +223,9 @@ def infer_template(tokenizer):
 # --------------------------------------------------------------------------------------- write
 
 def write_gguf(model_dir, out_file, quantization: str = "f16", template=None, tokenizer_pre: str | None = None) -> dict:
-    """Write the GGUF file (no checks on the result). Returns {"tensor_types", "eos_token_id", "tokenizer_pre", "template"}."""
+    """Write the GGUF file (no checks on the result). Returns {"tensor_types", "eos_token_id", "tokenizer_pre", "template"}.
+    Three parts, in the file's order: hyper-parameters, tokenizer (with the chat template), tensors."""
     import gguf
-    import numpy as np
     from transformers import AutoTokenizer
 
     from kit import templates
@@ -227,38 +233,50 @@ def write_gguf(model_dir, out_file, quantization: str = "f16", template=None, to
     model_dir, out_file = Path(model_dir), Path(out_file)
     config = read_config(model_dir)
     qtype, file_type = _qtype(quantization)
-    arch = SUPPORTED_MODEL_TYPES[config["model_type"]]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     template = templates.get(template) if template is not None else infer_template(tokenizer)
-    tokenizer_json = json.loads((model_dir / "tokenizer.json").read_text()) if (model_dir / "tokenizer.json").exists() else {}
 
-    num_layers, num_heads = config["num_hidden_layers"], config["num_attention_heads"]
-    num_kv_heads = config.get("num_key_value_heads") or num_heads
-    hidden = config["hidden_size"]
-    head_dim = config.get("head_dim") or hidden // num_heads
-    vocab_size = config["vocab_size"]
-    rope = config.get("rope_parameters") or {}
-    rope_theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
-
-    writer = gguf.GGUFWriter(out_file, arch)
+    writer = gguf.GGUFWriter(out_file, SUPPORTED_MODEL_TYPES[config["model_type"]])
     writer.add_name(model_dir.name)
     writer.add_file_type(file_type)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    _add_hyperparameters(writer, config)
+    eos_id, pre = _add_tokenizer(writer, model_dir, tokenizer, template, config["vocab_size"], tokenizer_pre)
+    counts = _add_tensors(writer, model_dir, config, qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file(progress=False)
+    writer.close()
+    return {"tensor_types": counts, "eos_token_id": eos_id, "tokenizer_pre": pre,
+            "template": getattr(template, "name", None)}
+
+
+def _add_hyperparameters(writer, config: dict) -> None:
+    """The llama architecture's keys: sizes, attention heads, norm epsilon, rotary embedding."""
+    num_heads, hidden = config["num_attention_heads"], config["hidden_size"]
+    head_dim = config.get("head_dim") or hidden // num_heads
+    rope = config.get("rope_parameters") or {}
     writer.add_context_length(config.get("max_position_embeddings", 2048))
     writer.add_embedding_length(hidden)
-    writer.add_block_count(num_layers)
+    writer.add_block_count(config["num_hidden_layers"])
     writer.add_feed_forward_length(config["intermediate_size"])
     writer.add_head_count(num_heads)
-    writer.add_head_count_kv(num_kv_heads)
+    writer.add_head_count_kv(config.get("num_key_value_heads") or num_heads)
     writer.add_layer_norm_rms_eps(config.get("rms_norm_eps", 1e-6))
-    writer.add_rope_freq_base(float(rope_theta))
+    writer.add_rope_freq_base(float(rope.get("rope_theta", config.get("rope_theta", 10000.0))))
     writer.add_rope_dimension_count(head_dim)
     if head_dim != hidden // num_heads:
         writer.add_key_length(head_dim)
         writer.add_value_length(head_dim)
-    writer.add_vocab_size(vocab_size)
+    writer.add_vocab_size(config["vocab_size"])
 
-    # tokenizer
+
+def _add_tokenizer(writer, model_dir: Path, tokenizer, template, vocab_size: int,
+                   tokenizer_pre: str | None) -> tuple[int | None, str]:
+    """Tokens, BPE merges, special ids and the chat template. Returns (EOS id written, pre-tokenizer)."""
+    from kit import templates
+
+    tokenizer_json = json.loads((model_dir / "tokenizer.json").read_text()) if (model_dir / "tokenizer.json").exists() else {}
     tokens, types, merges = _vocab(tokenizer, tokenizer_json, vocab_size)
     pre = tokenizer_pre or _tokenizer_pre(tokens)
     writer.add_tokenizer_model("gpt2")
@@ -286,9 +304,18 @@ def write_gguf(model_dir, out_file, quantization: str = "f16", template=None, to
     chat_template = template.to_jinja(tokenizer) if template is not None else getattr(tokenizer, "chat_template", None)
     if chat_template:
         writer.add_chat_template(chat_template)
+    return eos_id, pre
 
-    # tensors
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, num_layers)
+
+def _add_tensors(writer, model_dir: Path, config: dict, qtype) -> dict[str, int]:
+    """Every tensor under its llama.cpp name, q/k permuted, quantized as `qtype` (norms stay F32,
+    4/5-bit files keep embeddings in Q8_0). Returns {GGML type name: number of tensors}."""
+    import gguf
+    import numpy as np
+
+    num_heads = config["num_attention_heads"]
+    num_kv_heads = config.get("num_key_value_heads") or num_heads
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config["num_hidden_layers"])
     tied = config.get("tie_word_embeddings", False)
     counts: dict[str, int] = {}
     small = qtype in (gguf.GGMLQuantizationType.Q4_0, gguf.GGMLQuantizationType.Q4_1,
@@ -315,12 +342,7 @@ def write_gguf(model_dir, out_file, quantization: str = "f16", template=None, to
         stored = gguf.quants.quantize(np.ascontiguousarray(data, dtype=np.float32), kind)
         writer.add_tensor(name, stored, raw_dtype=kind)
         counts[kind.name] = counts.get(kind.name, 0) + 1
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file(progress=False)
-    writer.close()
-    return {"tensor_types": counts, "eos_token_id": eos_id, "tokenizer_pre": pre,
-            "template": getattr(template, "name", None)}
+    return counts
 
 
 # -------------------------------------------------------------------------------------- verify
@@ -411,8 +433,6 @@ def to_gguf(model_dir, out_file, quantization: str = "f16", *, template=None, ve
     quantization, or `tolerance`) before moving it into place; a failed check writes nothing.
     ollama_modelfile: also write `<name>.Modelfile` next to the file (FROM ./<name>.gguf, the template
     as Go template, stop words). An existing `out_file` is replaced only with overwrite=True."""
-    from kit import ollama, templates
-
     model_dir, out_file = Path(model_dir), Path(out_file)
     if out_file.suffix != ".gguf":
         raise GGUFExportError(f"out_file {out_file} should end in .gguf")

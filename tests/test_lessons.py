@@ -4,7 +4,6 @@ Executing the notebooks is nbmake's job (scripts/test.sh passes --nbmake)."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest

@@ -1,17 +1,13 @@
 """kit.serve: the OpenAI-style API answers on loopback (JSON and SSE streaming), rejects malformed
 requests with a 400 naming the field, refuses non-loopback hosts; `python -m kit serve` works."""
 import json
-import os
-import re
 import signal
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
 from kit import serve
+from serving import start_cli_server
 
 CHAT = "/v1/chat/completions"
 QUESTION = {"messages": [{"role": "system", "content": "You are a helpful assistant."},
@@ -111,18 +107,8 @@ def test_invalid_json_gets_400(server):
 @pytest.mark.slow
 def test_cli_serves_on_loopback_and_stops():
     """`python -m kit serve --model ... --port 0` in its own process: call it, then stop it."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "kit", "serve", "--model", "smollm2-135m-instruct", "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    process, url, seen = start_cli_server()
     try:
-        url, deadline, seen = None, time.time() + 180, []
-        while url is None and time.time() < deadline:
-            line = process.stdout.readline()
-            if not line and process.poll() is not None:
-                break
-            seen.append(line)
-            match = re.search(r"(http://127\.0\.0\.1:\d+)/v1", line)
-            url = match.group(1) if match else None
         assert url, "server did not start:\n" + "".join(seen[-20:])
         response = httpx.post(url + CHAT, json={**QUESTION, "max_tokens": 4}, timeout=120)
         assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"]

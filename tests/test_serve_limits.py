@@ -3,11 +3,7 @@ stops its generation, prompts are checked against the context (400), bodies agai
 (413), a full queue gets 429 with Retry-After, an API key is required when set, SIGTERM ends the
 server within 5 s."""
 import json
-import os
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -15,6 +11,7 @@ import httpx
 import pytest
 
 from kit import serve
+from serving import start_cli_server
 
 CHAT = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "Say hello."}]
@@ -155,19 +152,8 @@ def test_api_key_is_required_when_set(builtin):
 
 @pytest.mark.slow
 def test_sigterm_ends_a_busy_server_within_5_seconds():
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "kit", "serve", "--model", "smollm2-135m-instruct", "--port", "0",
-                                "--request_timeout", "600"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    process, url, seen = start_cli_server("--request_timeout", "600")
     try:
-        url, deadline, seen = None, time.time() + 180, []
-        while url is None and time.time() < deadline:
-            line = process.stdout.readline()
-            if not line and process.poll() is not None:
-                break
-            seen.append(line)
-            match = re.search(r"(http://127\.0\.0\.1:\d+)/v1", line)
-            url = match.group(1) if match else None
         assert url, "server did not start:\n" + "".join(seen[-20:])
         long_answer = {"messages": HELLO, "max_tokens": 8000, "min_tokens": 8000}
         busy = threading.Thread(target=lambda: httpx.post(url + CHAT, json=long_answer, timeout=120), daemon=True)

@@ -1,7 +1,6 @@
 """The studio and the panel defects of issue 18, tested without a browser: pure rules first
 (kit.train.board, kit.memory.rules), then the widgets driven by setting `.value`."""
 import html
-import threading
 from dataclasses import fields
 from pathlib import Path
 

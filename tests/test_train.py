@@ -82,53 +82,8 @@ def test_our_yaml_round_trips(tmp_path):
 
 # ----------------------------------------------------------------------------- LLaMA-Factory examples
 
-LF_LORA = """\
-### model
-model_name_or_path: meta-llama/Meta-Llama-3-8B-Instruct
-trust_remote_code: true
-
-### method
-stage: sft
-do_train: true
-finetuning_type: lora
-lora_rank: 8
-lora_target: all
-
-### dataset
-dataset: identity,alpaca_en_demo
-template: llama3
-cutoff_len: 2048
-max_samples: 1000
-overwrite_cache: true
-preprocessing_num_workers: 16
-dataloader_num_workers: 4
-
-### output
-output_dir: saves/llama3-8b/lora/sft
-logging_steps: 10
-save_steps: 500
-plot_loss: true
-overwrite_output_dir: true
-save_only_model: false
-report_to: none  # choices: [none, wandb, tensorboard, swanlab, mlflow]
-
-### train
-per_device_train_batch_size: 1
-gradient_accumulation_steps: 8
-learning_rate: 1.0e-4
-num_train_epochs: 3.0
-lr_scheduler_type: cosine
-warmup_ratio: 0.1
-bf16: true
-ddp_timeout: 180000000
-resume_from_checkpoint: null
-
-### eval
-# val_size: 0.1
-# per_device_eval_batch_size: 1
-# eval_strategy: steps
-# eval_steps: 500
-"""
+FIXTURES = Path(__file__).parent / "fixtures"
+LF_LORA = (FIXTURES / "llama3_lora_sft.yaml").read_text()  # LLaMA-Factory's examples/train_lora file
 LF_QLORA = LF_LORA.replace("trust_remote_code: true", "quantization_bit: 4\nquantization_method: bnb") \
     .replace("# val_size: 0.1\n# per_device_eval_batch_size: 1\n# eval_strategy: steps\n# eval_steps: 500",
              "val_size: 0.1\nper_device_eval_batch_size: 1\neval_strategy: steps\neval_steps: 500")

@@ -1,5 +1,6 @@
 """TrainConfig: LLaMA-Factory names, YAML in and out, validation, the stage registry (no training)."""
 import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
@@ -8,46 +9,7 @@ from kit.train import ConfigError, TrainConfig, get_stage, register_stage
 from kit.train.config import BUILTIN_HUB_ID, PARTS
 from kit.train.lf_defaults import default as lf_default
 
-LF_LORA_SFT = """\
-### model
-model_name_or_path: meta-llama/Meta-Llama-3-8B-Instruct
-trust_remote_code: true
-
-### method
-stage: sft
-do_train: true
-finetuning_type: lora
-lora_rank: 8
-lora_target: all
-
-### dataset
-dataset: identity,alpaca_en_demo
-template: llama3
-cutoff_len: 2048
-max_samples: 1000
-overwrite_cache: true
-preprocessing_num_workers: 16
-
-### output
-output_dir: saves/llama3-8b/lora/sft
-logging_steps: 10
-save_steps: 500
-plot_loss: true
-overwrite_output_dir: true
-
-### train
-per_device_train_batch_size: 1
-gradient_accumulation_steps: 8
-learning_rate: 1.0e-4
-num_train_epochs: 3.0
-lr_scheduler_type: cosine
-warmup_ratio: 0.1
-bf16: true
-ddp_timeout: 180000000
-
-### eval
-# val_size: 0.1
-"""
+LF_LORA_SFT = (Path(__file__).parent / "fixtures" / "llama3_lora_sft.yaml").read_text()  # LLaMA-Factory's example
 
 
 def test_reads_llamafactory_example_and_reports_unknown_keys(tmp_path):
@@ -55,7 +17,8 @@ def test_reads_llamafactory_example_and_reports_unknown_keys(tmp_path):
     path.write_text(LF_LORA_SFT)
     with pytest.warns(UserWarning, match="ddp_timeout"):
         config = TrainConfig.from_yaml(path)
-    assert config.unknown_keys == ["overwrite_cache", "preprocessing_num_workers", "ddp_timeout"]
+    assert config.unknown_keys == ["overwrite_cache", "preprocessing_num_workers", "dataloader_num_workers",
+                                   "save_only_model", "ddp_timeout"]
     assert config.extra["ddp_timeout"] == 180000000
     assert (config.lora_rank, config.learning_rate, config.warmup_ratio, config.bf16) == (8, 1e-4, 0.1, True)
     assert config.dataset == "identity,alpaca_en_demo" and config.template == "llama3"

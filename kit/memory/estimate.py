@@ -36,6 +36,7 @@ paged optimizers, torch.compile. Mixture-of-experts activations are approximate 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 from kit.memory.architectures import ArchFacts, facts
 
@@ -123,8 +124,8 @@ class MemorySettings:
         return self.optimizer in ("adamw_8bit", "adamw_bnb_8bit")
 
 
-COMPONENTS = ("weights", "quant_constants", "trainable", "weight_copies", "gradients", "optimizer_states",
-              "activations", "logits_loss", "kv_cache", "workspace", "cuda_context", "comm_buffers")
+def _component(label: str, label_zh: str):
+    return field(default=0, metadata={"label": label, "label_zh": label_zh, "component": True})
 
 
 @dataclass
@@ -133,18 +134,19 @@ class Breakdown:
     (it is what torch.cuda.max_memory_allocated reports)."""
     model: str
     method: str
-    weights: int = 0           # frozen/base weights as stored (fp32, bf16, int8 or packed 4-bit)
-    quant_constants: int = 0   # bitsandbytes absmax / row scales
-    trainable: int = 0         # trainable adapter weights (LoRA A/B); full/freeze: counted in weights
-    weight_copies: int = 0     # bf16 copies of fp32 weights that autocast keeps for backward
-    gradients: int = 0
-    optimizer_states: int = 0
-    activations: int = 0       # tensors saved for backward (or, for inference, the prefill working set)
-    logits_loss: int = 0       # logits, fp32 upcast, log-softmax and their gradients
-    kv_cache: int = 0
-    workspace: int = 0         # cuBLAS workspaces and backward working buffers
-    cuda_context: int = 0
-    comm_buffers: int = 0      # several GPUs: DDP's gradient buckets (kit.memory.sharding)
+    # each component's label (English, Chinese) lives on its field: tables and plots read it (`label`)
+    weights: int = _component("weights", "权重")  # frozen/base weights as stored (fp32, bf16, int8 or packed 4-bit)
+    quant_constants: int = _component("quantization constants", "量化常数")  # bitsandbytes absmax / row scales
+    trainable: int = _component("trainable", "可训练参数")  # adapter weights (LoRA A/B); full/freeze: in weights
+    weight_copies: int = _component("weight copies", "权重副本")  # bf16 copies of fp32 weights kept for backward
+    gradients: int = _component("gradients", "梯度")
+    optimizer_states: int = _component("optimizer states", "优化器状态")
+    activations: int = _component("activations", "激活值")  # saved for backward (inference: the prefill working set)
+    logits_loss: int = _component("logits + loss", "logits 与损失")  # logits, fp32 upcast, log-softmax, their gradients
+    kv_cache: int = _component("KV cache", "KV 缓存")
+    workspace: int = _component("workspace", "工作区")  # cuBLAS workspaces and backward working buffers
+    cuda_context: int = _component("CUDA context", "CUDA 上下文")
+    comm_buffers: int = _component("communication buffers", "通信缓冲区")  # several GPUs: DDP's gradient buckets
     peak_at: str = ""          # which moment of the step the components describe
     num_params: int = 0
     trainable_params: int = 0
@@ -162,6 +164,12 @@ class Breakdown:
     def total_gib(self) -> float:
         return self.total / GIB
 
+    @staticmethod
+    def label(component: str, lang: int = 0) -> str:
+        """A component's name for people: English (lang 0) or Chinese (lang 1)."""
+        meta = _BREAKDOWN_FIELDS[component].metadata
+        return meta["label_zh"] if lang else meta["label"]
+
     def as_dict(self, unit: str = "GiB") -> dict:
         scale = GIB if unit == "GiB" else 1
         out = {c: getattr(self, c) / scale for c in COMPONENTS}
@@ -172,6 +180,10 @@ class Breakdown:
         rows = [f"{self.model} / {self.method}: {self.total_gib:.2f} GiB (peak at {self.peak_at})"]
         rows += [f"  {c:<17}{getattr(self, c) / GIB:9.3f} GiB" for c in COMPONENTS if getattr(self, c)]
         return "\n".join(rows)
+
+
+_BREAKDOWN_FIELDS = {f.name: f for f in fields(Breakdown)}
+COMPONENTS = tuple(name for name, f in _BREAKDOWN_FIELDS.items() if f.metadata.get("component"))
 
 
 # ------------------------------------------------------------------------------- static parts
@@ -502,13 +514,14 @@ def liger_flce_bytes(T: int, H: int, V: int, compute: int) -> tuple[int, int, in
     return fwd, grad_input, 2 * grad_input
 
 
-def from_train_config(config, *, batch_size: int | None = None, seq_len: int | None = None,
-                      device: str = "cuda") -> "Breakdown":
-    """The estimate for a kit.train.TrainConfig as kit.train.run would run it on `device`: method from
-    finetuning_type/quantization_bit, dtype from bf16/fp16, per_device_train_batch_size x cutoff_len
-    (or the batch_size / seq_len given: e.g. the padded width of a real batch), checkpointing as
-    kit.train.accel decides, Liger, packing, attention. The model is config.model_name_or_path (a
-    bundled name or a local folder)."""
+def train_config_inputs(config, *, batch_size: int | None = None, seq_len: int | None = None,
+                        device: str = "cuda") -> tuple[str, str, dict]:
+    """(model, method, settings) for `estimate()` from a kit.train.TrainConfig, as kit.train.run would
+    run it on `device`: method from finetuning_type/quantization_bit, dtype from bf16/fp16,
+    per_device_train_batch_size x cutoff_len (or the batch_size / seq_len given: e.g. the padded width
+    of a real batch), checkpointing as kit.train.accel decides, Liger, packing, attention.
+    model: the bundled architecture's name when config.model_name_or_path is one (any alias, the
+    built-in model's too), else its local folder (kit.models.resolve; offline, a hub id fails fast)."""
     from kit.train import accel
 
     method = "qlora" if config.quantization_bit else config.finetuning_type
@@ -520,11 +533,31 @@ def from_train_config(config, *, batch_size: int | None = None, seq_len: int | N
                     gradient_checkpointing=accel.use_gradient_checkpointing(config, device),
                     optimizer=config.optim if config.optim in OPTIMIZERS else "adamw_torch",
                     attn_implementation=attn, attention_mask=True,
-                    lora_rank=config.lora_rank, lora_target=config.lora_target,
+                    lora_rank=config.lora_rank, lora_target=config.lora_target or "all",
                     freeze_trainable_layers=max(1, abs(config.freeze_trainable_layers)),
                     pure_bf16=config.pure_bf16, enable_liger_kernel=liger, neat_packing=config.neat_packing,
-                    packing=accel.packing_on(config), use_reentrant_gc=config.use_reentrant_gc)
-    if config.quantization_bit:
-        settings.update(quantization_bit=config.quantization_bit, double_quantization=config.double_quantization)
-    model = config.model_name_or_path
+                    packing=accel.packing_on(config), use_reentrant_gc=config.use_reentrant_gc,
+                    quantization_bit=config.quantization_bit, double_quantization=config.double_quantization)
+    return _model_of(str(config.model_name_or_path)), method, settings
+
+
+def _model_of(name: str) -> str:
+    from kit.memory.architectures import ARCHITECTURES
+
+    if (Path(name).expanduser() / "config.json").is_file():
+        return name
+    try:
+        arch = facts(name)
+    except KeyError:
+        from kit import models
+
+        return str(models.resolve(name))  # a folder holding config.json (offline: HubUnreachableError)
+    return arch.name if arch.name in ARCHITECTURES else name
+
+
+def from_train_config(config, *, batch_size: int | None = None, seq_len: int | None = None,
+                      device: str = "cuda") -> "Breakdown":
+    """The estimate for a kit.train.TrainConfig as kit.train.run would run it on `device`
+    (`train_config_inputs` says how each setting is read)."""
+    model, method, settings = train_config_inputs(config, batch_size=batch_size, seq_len=seq_len, device=device)
     return estimate(model, method, **settings)

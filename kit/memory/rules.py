@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from kit.memory.estimate import METHODS, MemorySettings
+from kit.memory.estimate import METHODS, Breakdown, MemorySettings
 
 TRAINING = ("full", "freeze", "lora", "qlora")
 # setting -> the methods whose estimate it changes (every other setting applies to all methods)
@@ -67,22 +67,24 @@ def human_count(n: int | float) -> str:
     return f"{n:g}"
 
 
-# comparison column -> (English header, Chinese header); GiB = 2^30 bytes
-COLUMNS = {
-    "method": ("method", "方法"),
-    "total_gib": ("total (GiB)", "合计 (GiB)"),
-    "trainable_params": ("trainable parameters", "可训练参数"),
-    "weights": ("weights (GiB)", "权重 (GiB)"),
-    "optimizer_states": ("optimizer states (GiB)", "优化器状态 (GiB)"),
-    "activations": ("activations (GiB)", "激活值 (GiB)"),
-    "logits_loss": ("logits + loss (GiB)", "logits 与损失 (GiB)"),
-}
+# the comparison's columns: three of its own, then Breakdown components (labels on their fields)
+COLUMNS = ("method", "total_gib", "trainable_params", "weights", "optimizer_states", "activations", "logits_loss")
+_OWN_HEADERS = {"method": ("method", "方法"), "total_gib": ("total", "合计"),
+                "trainable_params": ("trainable parameters", "可训练参数")}
+
+
+def column_header(column: str, lang: int = 0) -> str:
+    """A comparison column's header; sizes are in GiB (2^30 bytes) and say so."""
+    if column in _OWN_HEADERS:
+        text = _OWN_HEADERS[column][lang]
+        return f"{text} (GiB)" if column == "total_gib" else text
+    return f"{Breakdown.label(column, lang)} (GiB)"
 
 
 def readable_table(rows: list[dict], lang: int = 0) -> tuple[list[str], list[list[str]]]:
     """(headers, cells) of the method comparison for people: units in the headers, GiB with two
     decimals, parameter counts as '4.40 M'."""
-    headers = [COLUMNS[c][lang] for c in COLUMNS]
+    headers = [column_header(c, lang) for c in COLUMNS]
     cells = []
     for row in rows:
         line = []
@@ -120,32 +122,11 @@ def adjust_for_method(method: str, values: dict) -> dict:
     return values
 
 
-def from_train_config(config) -> tuple[object, str, dict]:
-    """(model, method, settings) for `estimate()` from a kit.train.TrainConfig: the memory of the
-    run the training panel describes, on a GPU in bf16 (fp16 when `fp16` is ticked).
+def from_train_config(config) -> tuple[str, str, dict]:
+    """(model, method, settings) of the run the training panel describes, on a GPU, as the panel
+    shows them: `kit.memory.train_config_inputs` read the same way as the validated estimate, then the
+    settings that apply to the method (settings_for)."""
+    from kit.memory.estimate import train_config_inputs
 
-    model is a bundled name when one matches, else the model's transformers config (read from its
-    folder or the hub cache; only config.json, no weights)."""
-    from kit.memory.architectures import names as bundled
-
-    name = str(config.model_name_or_path)
-    lookup = {n.lower(): n for n in bundled()}
-    short = name.rstrip("/").split("/")[-1].lower()
-    model = lookup.get(short) or lookup.get(short.replace("-instruct", ""))
-    if model is None:
-        from transformers import AutoConfig
-
-        from kit import models
-
-        model = AutoConfig.from_pretrained(models.resolve(name))
-    method = config.finetuning_type
-    if method == "lora" and config.quantization_bit:
-        method = "qlora"
-    targets = "all" if config.lora_target in ("all", "", None) else config.lora_target
-    values = dict(dtype="float16" if config.fp16 else "bfloat16", quantization_bit=config.quantization_bit,
-                  double_quantization=config.double_quantization, batch_size=config.per_device_train_batch_size,
-                  seq_len=config.cutoff_len, gradient_checkpointing=not config.disable_gradient_checkpointing,
-                  optimizer="adamw_8bit" if "8bit" in config.optim else "adamw_torch",
-                  lora_rank=config.lora_rank, lora_target=targets,
-                  freeze_trainable_layers=abs(config.freeze_trainable_layers), pure_bf16=config.pure_bf16)
+    model, method, values = train_config_inputs(config, device="cuda")
     return model, method, settings_for(method, values)

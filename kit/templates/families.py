@@ -121,8 +121,7 @@ register_template(
     format_observation=S("<start_of_turn>tool\n{{content}}<end_of_turn>\n<start_of_turn>model\n"),
     format_prefix=EmptyFormatter([BOS]),
     stop_words=["<end_of_turn>"],
-    replace_eos=True,
-    fuse_system=True,
+    replace_eos=True, fuse_system=True,  # Gemma has no system turn: the system text joins the first user turn
     bos_token="<bos>",
     eos_token="<eos>",
 )

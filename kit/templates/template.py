@@ -26,7 +26,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from kit.templates.formatter import (
-    EOS, EmptyFormatter, FunctionFormatter, Slot, SpecialToken, StringFormatter, ToolFormatter, slots_text,
+    EOS, EmptyFormatter, FunctionFormatter, SpecialToken, StringFormatter, ToolFormatter, slots_text,
 )
 from kit.templates.tools import ToolCall
 

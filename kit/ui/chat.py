@@ -15,7 +15,7 @@ from dataclasses import fields
 import ipywidgets as widgets
 
 from kit.chat import ChatSession, SamplingParams
-from kit.ui.common import set_help, with_help
+from kit.ui.common import panel_text, set_help, with_help
 
 _COLORS = {"user": "#e8f0fe", "assistant": "#f1f3f4", "function": "#fef7e0", "observation": "#e6f4ea"}
 
@@ -31,13 +31,7 @@ def history_html(history: list[dict], pending: str | None = None) -> str:
     return "".join(parts) or "<i>(no messages yet)</i>"
 
 
-TEXT = {
-    "system": ("System prompt", "系统提示词"), "system_hint": ("empty = the template's default", "留空 = 模板默认"),
-    "input": ("Message", "消息"), "input_hint": ("Type a message and press Enter", "输入消息后按回车发送"),
-    "send": ("Send", "发送"), "clear": ("Clear", "清空"), "empty": ("type a message first", "请先输入消息"),
-    "generating": ("generating…", "生成中……"), "settings": ("Sampling parameters and system prompt", "采样参数与系统提示词"),
-    "none_yet": ("(no messages yet)", "（还没有消息）"),
-}
+TEXT = panel_text("chat")  # {key: (English, Chinese)}; setting labels live on the fields
 
 
 def _control(f, lang: int = 0):

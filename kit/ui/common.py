@@ -5,12 +5,26 @@ Not here: any panel's own controls.
 """
 from __future__ import annotations
 
+import functools
 import html
+import json
+from pathlib import Path
 
 import ipywidgets as widgets
 
 LANGS = {"English": 0, "中文": 1}
 NONE = "none"  # how an optional choice shows None in a dropdown (a None value would show a blank)
+
+
+@functools.lru_cache(maxsize=None)
+def _all_text() -> dict:
+    return json.loads((Path(__file__).with_name("text.json")).read_text(encoding="utf-8"))
+
+
+def panel_text(panel: str) -> dict[str, tuple[str, str]]:
+    """A panel's own strings, {key: (English, Chinese)}, from kit/ui/text.json: one file for the
+    translator, beside the settings' labels and help that live on the dataclass fields."""
+    return {key: tuple(pair) for key, pair in _all_text()[panel].items()}
 HELP_STYLE = "color:#555;font-size:11px;line-height:1.3;margin:0 0 4px 0"
 
 

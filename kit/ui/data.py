@@ -7,12 +7,10 @@ import html
 import ipywidgets as widgets
 
 from kit.data.tools import preview
+from kit.ui.common import panel_text
 
 
-# the previewer's strings (English, Chinese)
-TEXT = {"page": ("page", "页码"), "prev": ("◀ prev", "◀ 上一页"), "next": ("next ▶", "下一页 ▶"),
-        "rows": ("rows {a}&ndash;{b} of {n} (page {p}/{pages})", "第 {a}&ndash;{b} 行，共 {n} 行（第 {p}/{pages} 页）"),
-        "row": ("row {i}", "第 {i} 行")}
+TEXT = panel_text("data")  # {key: (English, Chinese)}; setting labels live on the fields
 
 
 def _page_html(page, lang: int = 0) -> str:

@@ -18,12 +18,12 @@ import ipywidgets as widgets
 from kit import plots
 from kit.memory import COMPONENTS, GIB, Breakdown, MemorySettings, compare, estimate, names, rules
 from kit.plots import Figure
-from kit.ui.common import LANGS, NONE, from_choice, set_help, to_choice, with_help
+from kit.ui.common import LANGS, NONE, from_choice, panel_text, set_help, to_choice, with_help
 
 COLOURS = {
     "weights": "#4c72b0", "quant_constants": "#8c8c8c", "trainable": "#55a868", "weight_copies": "#64b5cd",
     "gradients": "#c44e52", "optimizer_states": "#8172b2", "activations": "#ccb974", "logits_loss": "#dd8452",
-    "kv_cache": "#937860", "workspace": "#b0b0b0", "cuda_context": "#404040",
+    "kv_cache": "#937860", "workspace": "#b0b0b0", "cuda_context": "#404040", "comm_buffers": "#da8bc3",
 }
 PANEL_METHODS = ["inference", "full", "freeze", "lora", "qlora"]
 
@@ -43,7 +43,7 @@ def breakdown_figure(breakdowns: list[Breakdown] | Breakdown, labels: list[str] 
         values = [getattr(b, component) / GIB for b in breakdowns]
         if not any(values):
             continue
-        ax.bar(labels, values, bottom=bottoms, color=COLOURS[component], label=plots.label(component.replace("_", " "), COMPONENT_ZH[component], lang))
+        ax.bar(labels, values, bottom=bottoms, color=COLOURS[component], label=Breakdown.label(component, lang))
         bottoms = [x + v for x, v in zip(bottoms, values)]
     for x, top in enumerate(bottoms):
         ax.text(x, top, f"{top:.1f}", ha="center", va="bottom", fontsize=8)
@@ -83,28 +83,7 @@ def verdicts_html(verdicts: dict[str, str], lang: int = 0) -> str:
 
 
 VERDICTS = {"fits": ("fits", "放得下"), "tight": ("tight", "勉强"), "does not fit": ("does not fit", "放不下")}
-# the panel's own strings (English, Chinese); setting labels and help live on MemorySettings' fields
-TEXT = {
-    "lang": ("Language", "语言"), "lang_help": ("Language of labels, help lines and messages.", "标签、说明和消息的语言。"),
-    "model": ("Model", "模型"), "model_help": ("Architecture whose config facts the estimate uses (kit.memory.names()).",
-                                             "用于估算的模型结构（kit.memory.names()）。"),
-    "method": ("Method", "方法"), "method_help": ("inference, full, freeze, lora or qlora (LoRA on 4/8-bit weights).",
-                                                "推理、全参数、部分参数、LoRA 或 QLoRA（在 4/8 位权重上训练 LoRA）。"),
-    "budget": ("Budget (GiB)", "显存预算 (GiB)"), "budget_help": ("Your GPU's memory in GiB; verdicts and the largest "
-                                                                "batch / length use it.", "你的 GPU 显存（GiB），用于判断是否放得下及最大批大小/长度。"),
-    "not_used": ("not used by this method", "此方法不使用"),
-    "summary": ("<b>{total:.2f} GiB</b> at the peak ({peak}), {trainable} trainable parameters. Within {budget:g} GiB: "
-                "batch size up to <b>{bs}</b> at sequence length {seq}; sequence length up to <b>{sl}</b> at batch "
-                "size {batch}.",
-                "峰值 <b>{total:.2f} GiB</b>（{peak}），可训练参数 {trainable}。在 {budget:g} GiB 内：序列长度 {seq} 时"
-                "批大小最多 <b>{bs}</b>；批大小 {batch} 时序列长度最多 <b>{sl}</b>。"),
-    "error": ("Error", "错误"),
-    "ylabel": ("GiB", "GiB"), "title": ("{model}: peak GPU memory", "{model}：GPU 显存峰值"),
-    "budget_line": (" budget {b:g} GiB", " 预算 {b:g} GiB"),
-}
-COMPONENT_ZH = {"weights": "权重", "quant_constants": "量化常数", "trainable": "可训练参数", "weight_copies": "权重副本",
-                "gradients": "梯度", "optimizer_states": "优化器状态", "activations": "激活值", "logits_loss": "logits 与损失",
-                "kv_cache": "KV 缓存", "workspace": "工作区", "cuda_context": "CUDA 上下文"}
+TEXT = panel_text("memory")  # {key: (English, Chinese)}; setting labels live on the fields
 
 
 def _control(f, lang: int = 0):

@@ -21,37 +21,10 @@ import ipywidgets as widgets
 
 from kit.train import board
 from kit.train.config import ConfigError
-from kit.ui.common import LANGS, message, set_help, with_help
+from kit.ui.common import LANGS, message, panel_text, set_help, with_help
 from kit.ui.train import TrainPanel
 
-TEXT = {
-    "general": ("General", "通用设置"), "train": ("Train", "训练"), "evaluate": ("Evaluate & Predict", "评估与预测"),
-    "chat": ("Chat", "对话"), "export": ("Export", "导出"),
-    "memory": ("Memory estimate of these settings", "当前设置的显存估算"),
-    "memory_note": ("GPU peak for this run in bf16 (kit.memory); a CPU run uses ordinary RAM.",
-                    "按 bf16 在 GPU 上训练的峰值（kit.memory）；CPU 训练占用的是内存。"),
-    "source": ("Model", "模型来源"),
-    "source_help": ("base: the model alone; adapter: with the last run's LoRA adapter; merged: the last export.",
-                    "base：原模型；adapter：加上次训练的 LoRA 适配器；merged：上次导出的合并模型。"),
-    "eval_dataset": ("Dataset", "数据集"), "eval_dataset_help": ("A registered dataset (data/dataset_info.json).",
-                                                              "已注册的数据集（data/dataset_info.json）。"),
-    "eval_samples": ("Rows", "样本数"), "eval_samples_help": ("How many rows to score (perplexity, BLEU-4, ROUGE).",
-                                                          "评估多少行（困惑度、BLEU-4、ROUGE）。"),
-    "max_new_tokens": ("Max new tokens", "最大生成长度"),
-    "max_new_tokens_help": ("Longest prediction per row (greedy).", "每行预测的最大长度（贪心解码）。"),
-    "run_eval": ("Evaluate", "开始评估"), "load_chat": ("Load model", "加载模型"),
-    "adapter_dir": ("Adapter dir", "适配器路径"),
-    "adapter_dir_help": ("Run folder with adapter_config.json (empty: the last run of the Train tab).",
-                         "含 adapter_config.json 的训练文件夹（留空：训练页上次的训练）。"),
-    "export_dir": ("Export dir", "导出目录"),
-    "export_dir_help": ("New folder for the merged model (empty: work_dir/exports/<run name>).",
-                        "合并后模型的新文件夹（留空：work_dir/exports/<训练名>）。"),
-    "run_export": ("Merge, verify and export", "合并、校验并导出"),
-    "working": ("Working…", "处理中……"), "done": ("Done", "完成"), "error": ("Error", "错误"),
-    "modelfile": ("Ollama Modelfile", "Ollama Modelfile"),
-    "no_run": ("No trained adapter yet: start a run on the Train tab first (or fill in the folder).",
-               "还没有训练好的适配器：请先在训练页开始训练（或填写文件夹）。"),
-}
+TEXT = panel_text("studio")  # {key: (English, Chinese)}; setting labels live on the fields
 
 
 def _t(key: str, lang: int) -> str:
@@ -144,18 +117,19 @@ class Studio(widgets.VBox):
 
     def update_memory(self) -> None:
         """The memory estimate of the current settings (kit.memory.rules.from_train_config)."""
-        from kit.memory import compare, estimate, rules
+        from kit.memory import Breakdown, compare, estimate, rules
+        from kit.models import HubUnreachableError
         from kit.ui.memory import verdicts_html
 
         try:
             model, method, settings = rules.from_train_config(self.train.config())
             b = estimate(model, method, **settings)
-        except (ConfigError, ValueError, TypeError, OSError) as err:
+        except (ConfigError, ValueError, TypeError, OSError, HubUnreachableError) as err:
             self.memory_html.value = message("error", str(err))
             self.memory = None
             return
         self.memory = b
-        rows = "".join(f"<tr><td>{html.escape(k.replace('_', ' '))}</td><td style='text-align:right'>{v:.2f}</td></tr>"
+        rows = "".join(f"<tr><td>{html.escape(Breakdown.label(k, self.lang))}</td><td style='text-align:right'>{v:.2f}</td></tr>"
                        for k, v in b.as_dict().items() if k != "total" and v)
         self.memory_html.value = (f"<div style='font-size:12px'><b>{b.total_gib:.2f} GiB</b> · {html.escape(method)} · "
                                   f"{rules.human_count(b.trainable_params)} trainable<br>"

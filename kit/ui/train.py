@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import html
 import threading
-import time
 import typing
 from pathlib import Path
 
@@ -29,61 +28,9 @@ import ipywidgets as widgets
 
 from kit.train import board
 from kit.train.config import ConfigError, TrainConfig
-from kit.ui.common import LANGS, NONE, choice_options, from_choice, set_help, to_choice, with_help
+from kit.ui.common import LANGS, choice_options, from_choice, panel_text, set_help, to_choice, with_help
 
-# the panel's own strings; setting labels live on the TrainConfig fields
-TEXT = {
-    "lang": ("Language", "语言"),
-    "general": ("General settings", "通用设置"),
-    "train_tab": ("Train", "训练"),
-    "data": ("Stage and data", "阶段与数据"),
-    "hyper": ("Hyper-parameters", "超参数"),
-    "lora": ("LoRA / QLoRA", "LoRA / QLoRA 参数"),
-    "freeze": ("Freeze", "部分参数微调"),
-    "galore": ("GaLore", "GaLore 参数"),
-    "rlhf": ("RLHF (rm / dpo / kto / grpo)", "RLHF 参数"),
-    "output": ("Output and monitoring", "输出与监控"),
-    "other": ("Other", "其他"),
-    "preview_data": ("Preview dataset", "预览数据集"),
-    "preview": ("Preview command", "预览命令"),
-    "save": ("Save arguments", "保存训练参数"),
-    "load": ("Load arguments", "载入训练参数"),
-    "args_path": ("Config path", "配置路径"),
-    "start": ("Start", "开始"),
-    "abort": ("Abort", "中断"),
-    "resume": ("Resume from last checkpoint", "从断点继续"),
-    "saved": ("Saved arguments to", "训练参数已保存至"),
-    "loaded": ("Loaded arguments from", "已载入训练参数"),
-    "unused": ("keys not used by kit.train (kept)", "未使用的参数（已保留）"),
-    "running": ("Training...", "正在训练……"),
-    "aborting": ("Stopping after this step; a checkpoint will be saved.", "将在本步结束后停止并保存断点。"),
-    "done": ("Finished", "训练完毕"),
-    "stopped": ("Stopped early (tick resume and start to continue)", "已中断（勾选从断点继续后点开始）"),
-    "busy": ("A run is already in progress.", "已有训练在进行。"),
-    "error": ("Error", "错误"),
-    "idle": ("Nothing is running.", "当前没有训练在进行。"),
-    "preview_title": ("Command preview (llamafactory-cli and YAML)", "命令预览（llamafactory-cli 与 YAML）"),
-    "preview_hint": ("Press 'Preview command' to see the run as a llamafactory-cli command",
-                     "点击“预览命令”查看对应的 llamafactory-cli 命令"),
-    "busy_dir": ("Output dir {path} already holds a run. Tick '{overwrite}' to replace it, tick '{resume}' "
-                 "to continue it, or clear '{output}' to start in a new folder.",
-                 "输出目录 {path} 中已有一次训练。勾选“{overwrite}”覆盖它，勾选“{resume}”继续训练，"
-                 "或清空“{output}”以新建文件夹。"),
-    "no_checkpoint": ("Nothing to resume in {path}: it has no checkpoint-N folder. Untick '{resume}' to start "
-                      "fresh, or set '{output}' to a run folder that has one.",
-                      "{path} 中没有可继续的检查点（checkpoint-N）。取消勾选“{resume}”重新开始，"
-                      "或把“{output}”设为有检查点的训练文件夹。"),
-    "preset": ("Preset", "预设"),
-    "preset_help": ("Fill the fields for a tiny CPU run, a Colab T4 or an A100 80GB (other fields keep their values).",
-                    "一键填写：CPU 上的小试验、Colab T4 或 A100 80GB（其他字段保持不变）。"),
-    "preset_applied": ("Preset applied", "已应用预设"),
-    "lang_help": ("Language of every label, help line and message.", "所有标签、说明和消息的语言。"),
-    "args_help": ("YAML file for Save / Load (empty: work_dir/configs/train_args.yaml).",
-                  "保存/载入参数的 YAML 文件（留空：work_dir/configs/train_args.yaml）。"),
-    "resume_help": ("Continue from the last checkpoint of Output dir (empty Output dir: the panel's last run).",
-                    "从输出目录的最后一个检查点继续（输出目录为空时：本面板上一次的训练）。"),
-    "step": ("step", "步"),
-}
+TEXT = panel_text("train")  # {key: (English, Chinese)}; setting labels live on the fields
 
 GENERAL = ["model_name_or_path", "adapter_name_or_path", "finetuning_type", "quantization_bit",
            "quantization_method", "template", "flash_attn", "disable_gradient_checkpointing",
