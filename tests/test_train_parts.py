@@ -158,3 +158,22 @@ def test_plot_loss_draws_raw_smoothed_and_eval(tmp_path):
     labels = [line.get_label() for line in fig.axes[0].lines]
     assert labels == ["loss (raw)", "loss (smoothed)", "eval loss"]
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_trainer_arguments_leave_checkpointing_to_the_kit_without_a_warning():
+    """TRL's configs switch gradient checkpointing on by default, and transformers 5.24 warns about
+    that name; the kit enables checkpointing on the model itself (kit.train.accel), so the trainer's
+    switch is off, set under the name the installed transformers has, and nothing warns."""
+    import warnings
+
+    from trl import DPOConfig
+
+    from kit.train.context import StageContext
+
+    ctx = StageContext(config=None, model=None, tokenizer=None, template=None, train_dataset=None,
+                       training_args={"output_dir": "unused", "report_to": "none", "use_cpu": True})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        args = ctx.make_training_arguments(DPOConfig)
+        asked = ctx.make_training_arguments(DPOConfig, gradient_checkpointing=True)
+    assert args.gradient_checkpointing is False and asked.gradient_checkpointing is True

@@ -75,12 +75,14 @@ class StageContext:
             from transformers import TrainingArguments as cls  # noqa: N813
         kwargs = {**self.training_args, **extra}
         names = {f.name for f in dataclasses.fields(cls)}
+        # the kit switches checkpointing on the model itself (kit.train.accel, before the trainer
+        # exists); the trainer's own switch stays off unless asked for. TRL's configs default it to
+        # True; transformers >= 5.24 names it activation_checkpointing and warns about the old name.
+        wanted = bool(kwargs.pop("gradient_checkpointing", False) or kwargs.pop("activation_checkpointing", False))
         if "activation_checkpointing" in names:
-            # the kit switches checkpointing on the model itself (kit.train.accel, before the trainer
-            # exists); the trainer's own switch stays off, under transformers 5's name (TRL's configs
-            # default the old name to True, which transformers answers with a FutureWarning)
-            kwargs["activation_checkpointing"] = bool(kwargs.pop("gradient_checkpointing", False)
-                                                      or kwargs.get("activation_checkpointing"))
+            kwargs["activation_checkpointing"] = wanted
+        elif "gradient_checkpointing" in names:
+            kwargs["gradient_checkpointing"] = wanted
         return cls(**kwargs)
 
 
