@@ -5,7 +5,8 @@ GPU holds (P = parameters, T = trainable parameters, G = GPUs; bytes):
 
     ddp      everything of one GPU (weights, gradients, AdamW states, activations of its own batch)
              + DDP's gradient buckets: one more copy of the gradients (torch DDP, gradient_as_bucket_view=False)
-    zero2    DeepSpeed bf16 weights (2P) + fp32 master weights, gradients and AdamW states / G
+    zero2    DeepSpeed bf16 weights (2P) + fp32 master weights and AdamW states / G + bf16 gradient
+             partitions / G
     zero3    bf16 weights / G + fp32 master weights and AdamW states / G + bf16 gradient partitions / G
              (DeepSpeed's flat buffer, in its grad_accum_dtype, which defaults to the model's) + the
              parameters gathered for the current forward/backward (bf16)
@@ -83,12 +84,13 @@ def per_gpu(arch, method: str, s, single):
     master = 0 if mode.startswith("fsdp") else 4 * T   # DeepSpeed: fp32 master copy of the bf16 weights
     b.trainable = 0                                    # LoRA's adapters are inside the weights above
     b.optimizer_states = 0 if offload else _ceil_div(8 * T + master, G)
-    if mode == "zero3":
-        # DeepSpeed ZeRO-3 keeps one flat buffer of this GPU's gradient partitions for the whole run, in
-        # its gradient-accumulation dtype: the model's (bf16) unless the JSON sets data_types.grad_accum_dtype
+    if mode in ("zero2", "zero3"):
+        # DeepSpeed keeps this GPU's partition of the gradients (ZeRO-3: one flat buffer for the whole
+        # run) in its gradient-accumulation dtype: the model's (bf16) unless the JSON sets
+        # data_types.grad_accum_dtype; with optimizer offload they live in CPU memory
         b.gradients += _ceil_div(2 * T, G)
-    elif s.gradient_accumulation_steps > 1 and not mode.startswith("zero3"):
-        b.gradients += _ceil_div(4 * T, G)             # the fp32 gradient shards live across micro-batches
+    elif mode == "fsdp" and s.gradient_accumulation_steps > 1:
+        b.gradients += _ceil_div(4 * T, G)             # FSDP's fp32 gradient shards live across micro-batches
     b.comm_buffers = 0
     b.weight_copies = 0
     b.settings = s

@@ -15,6 +15,7 @@ Not here: the stages' own data handling (kit/train/<stage>.py), the config field
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -306,7 +307,8 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
                        train_dataset=train_rows, eval_dataset=eval_rows, callbacks=cbs,
                        training_args=train_args,
                        peft_config=getattr(model, "peft_config", {}).get("default"))
-    trainer = build_trainer(ctx)
+    with _no_dataset_bars():  # trainers map their datasets once more on construction (TRL: 1-3 bars)
+        trainer = build_trainer(ctx)
     if any(getattr(cb, "replaces_progress", False) for cb in callbacks or []):
         _detach_progress(trainer)  # a panel draws its own progress; transformers' would run beside it
 
@@ -341,6 +343,21 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
         result.save()
     distributed.barrier()  # the run folder is complete before any rank returns
     return result
+
+
+@contextlib.contextmanager
+def _no_dataset_bars():
+    """datasets' progress bars off for a moment (the kit's rows are encoded already; a bar per map
+    call of a trainer's constructor is noise), then back as they were."""
+    import datasets
+
+    was_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_on:
+            datasets.enable_progress_bars()
 
 
 def _detach_progress(trainer) -> None:

@@ -24,15 +24,20 @@ def wait_kernel_idle(page, timeout: float = 600) -> None:
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext.session", timeout=timeout * 1000)
+    quiet = 0  # the kernel is idle for a moment between two queued cells: idle must hold for 3 looks
     while time.time() < deadline:
         state = page.evaluate("""() => {
             const w = window.jupyterapp.shell.currentWidget;
             const status = w.sessionContext.session && w.sessionContext.session.kernel
                 ? w.sessionContext.session.kernel.status : 'none';
-            const busy = [...document.querySelectorAll('.jp-InputPrompt')].some(p => p.textContent.includes('*'));
+            // cells scrolled out of view may not be in the page: ask the cell models too
+            const cells = w.content && w.content.model ? [...w.content.model.cells] : [];
+            const running = cells.some(c => c.type === 'code' && c.executionState === 'running');
+            const busy = running || [...document.querySelectorAll('.jp-InputPrompt')].some(p => p.textContent.includes('*'));
             return {status, busy};
         }""")
-        if state["status"] == "idle" and not state["busy"]:
+        quiet = quiet + 1 if state["status"] == "idle" and not state["busy"] else 0
+        if quiet >= 3:
             return
         time.sleep(0.5)
     raise TimeoutError(f"kernel still busy after {timeout} s")
