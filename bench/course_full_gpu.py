@@ -25,18 +25,14 @@ sys.path.insert(0, str(ROOT))
 
 
 def machine() -> dict:
-    import importlib.metadata as md
-
     import torch
 
-    versions = {}
-    for name in ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "liger-kernel"):
-        try:
-            versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
+    from kit.env import package_versions
+
+    found = package_versions(("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "liger-kernel"),
+                             missing=None)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (no CUDA GPU)"
-    return {"gpu": gpu, "versions": versions}
+    return {"gpu": gpu, "versions": {name: version for name, version in found.items() if version}}
 
 
 def merge(earlier: list[dict], new: list[dict]) -> list[dict]:

@@ -453,15 +453,10 @@ def main_kit(args) -> int:
 # ----------------------------------------------------------------------------------- driver
 
 def versions() -> str:
-    from importlib import metadata
+    from kit.env import package_versions
 
-    out = []
-    for name in ("torch", "transformers", "peft", "bitsandbytes"):
-        try:
-            out.append(f"{name}={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            out.append(f"{name}=missing")
-    return " ".join(out)
+    found = package_versions(("torch", "transformers", "peft", "bitsandbytes"), missing="missing")
+    return " ".join(f"{name}={version}" for name, version in found.items())
 
 
 def launch(cell: dict) -> subprocess.Popen:

@@ -169,15 +169,10 @@ def worker(cell: dict, result_path: str) -> None:
 # ----------------------------------------------------------------------------------- driver
 
 def versions() -> dict:
-    import importlib.metadata as md
+    from kit.env import package_versions
 
-    out = {}
-    for name in ("torch", "transformers", "accelerate", "peft", "deepspeed"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
-    return out
+    found = package_versions(("torch", "transformers", "accelerate", "peft", "deepspeed"), missing=None)
+    return {name: version for name, version in found.items() if version}
 
 
 def gpu_name() -> str:

@@ -49,15 +49,9 @@ SMOKE = dict(cutoff_len=256, batch_size=4, lora_rank=4, lora_alpha=8, learning_r
 
 
 def versions() -> dict:
-    from importlib import metadata
+    from kit.env import package_versions
 
-    out = {}
-    for name in ("torch", "transformers", "peft", "liger-kernel", "triton"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return package_versions(("torch", "transformers", "peft", "liger-kernel", "triton"), missing=None)
 
 
 # ----------------------------------------------------------------------------------- preparation

@@ -210,16 +210,23 @@ PACKAGES = ("torch", "transformers", "peft", "trl", "datasets", "bitsandbytes", 
             "gguf", "ipywidgets", "matplotlib", "jupyterlab")
 
 
-def report() -> EnvReport:
-    """What this machine has: Python, device, dtype, mode, folders and library versions."""
+def package_versions(names=PACKAGES, missing: str | None = "MISSING") -> dict[str, str | None]:
+    """{package: installed version} for `names` (distribution names, e.g. "liger-kernel"); a package
+    that is not installed gets `missing`. Benchmarks write this next to their figures."""
     from importlib import metadata
 
     versions = {}
-    for name in PACKAGES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            versions[name] = "MISSING"
+            versions[name] = missing
+    return versions
+
+
+def report() -> EnvReport:
+    """What this machine has: Python, device, dtype, mode, folders and library versions."""
+    versions = package_versions()
     device = pick_device()
     return EnvReport(
         python=platform.python_version(),

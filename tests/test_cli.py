@@ -98,3 +98,13 @@ def test_python_m_kit_env_prints_the_report():
     assert lines[0].startswith("python ") and any(line.startswith("device ") for line in lines)
     import torch
     assert any(line.split()[:2] == ["torch", torch.__version__] for line in lines), proc.stdout
+
+
+def test_package_versions_names_what_is_missing():
+    import importlib.metadata as md
+
+    from kit.env import package_versions
+
+    found = package_versions(("torch", "no-such-package-kit-test"), missing=None)
+    assert found == {"torch": md.version("torch"), "no-such-package-kit-test": None}
+    assert package_versions(("no-such-package-kit-test",))["no-such-package-kit-test"] == "MISSING"
