@@ -311,34 +311,27 @@ def main(argv=None) -> int:
         # one cell at a time: single-GPU cells run side by side (one per GPU) slowed each other down in
         # the run of 2026-11-30, which inflated DDP's speed-up; now every cell has the machine to itself
         order = [c for c in cells if c["gpus"] == 1] + [c for c in cells if c["gpus"] > 1]
-    records = []
-    gpu, vers = gpu_name(), versions()
-    if args.collect:
-        earlier = json.loads((out / "multi_gpu.json").read_text()) if args.update and (out / "multi_gpu.json").exists() else {}
-        for cell in order:
-            result = Path(args.collect) / f"{cell['model']}_{cell['method']}_{cell['mode']}.json"
-            record = record_of(cell, result, result.with_suffix(".log"))
-            if "gpu" not in record and earlier.get("gpu"):
-                # workers before 2026-11-30 (second run) did not write gpu/versions into their result:
-                # take the earlier run's, on the same device image, and say so
-                record.update(gpu=earlier["gpu"], versions=earlier["versions"],
-                              machine_from="the earlier run in this file (same device image)")
-            records.append(record)
-        order = []
-    for cell in order:
-        if time.time() - start > args.deadline:
-            records.append({k: cell[k] for k in ("model", "method", "mode", "gpus")} | {"status": "skipped"})
-            continue
-        records.append(collect(run_cell(cell, tmp), args.deadline - (time.time() - start)))
     today = time.strftime("%Y-%m-%d")
+    if args.collect:  # the measuring happened on the GPU machine; this run only reads its cell results
+        earlier = json.loads((out / "multi_gpu.json").read_text()) if args.update and (out / "multi_gpu.json").exists() else {}
+        records = collected(order, Path(args.collect), earlier)
+        meta = {"collected_from": str(args.collect), "cells": args.cells, "date": today}
+    else:
+        records = []
+        for cell in order:
+            if time.time() - start > args.deadline:
+                records.append({k: cell[k] for k in ("model", "method", "mode", "gpus")} | {"status": "skipped"})
+                continue
+            records.append(collect(run_cell(cell, tmp), args.deadline - (time.time() - start)))
+        gpu, vers = gpu_name(), versions()
+        for r in records:
+            r.setdefault("gpu", gpu)  # a worker writes its own; a cell that failed early did not
+            r.setdefault("versions", vers)
+        meta = {"gpu": gpu, "versions": vers, "seconds": round(time.time() - start)}
     for r in records:
-        for k, v in (("gpu", gpu), ("versions", vers), ("date", today)):
-            r.setdefault(k, v)  # a worker's own gpu/versions win (--collect on another machine)
+        r.setdefault("date", today)
         print(r["model"], r["method"], r["mode"], r["status"], r.get("real_tokens_per_s"), r.get("peak_gib_per_gpu"),
               (r.get("error") or "")[-600:], flush=True)
-    meta = {"gpu": gpu, "versions": vers, "seconds": round(time.time() - start)}
-    if args.collect:  # the measuring happened on the GPU machine; this run only read its cell results
-        meta = {"collected_from": str(args.collect), "cells": args.cells, "date": today}
     if args.update and (out / "multi_gpu.json").exists():
         records, meta = merged(json.loads((out / "multi_gpu.json").read_text()), records, meta)
     add_estimates(records)
@@ -346,13 +339,31 @@ def main(argv=None) -> int:
     return 0
 
 
+def collected(cells: list[dict], folder: Path, earlier: dict) -> list[dict]:
+    """The records of `cells` from the per-cell results in `folder` (written by an earlier run's
+    workers). Workers before 2026-11-30's second run did not write gpu/versions into their result:
+    those come from the earlier results file (same device image), and the record says so."""
+    records = []
+    for cell in cells:
+        result = folder / f"{cell['model']}_{cell['method']}_{cell['mode']}.json"
+        record = record_of(cell, result, result.with_suffix(".log"))
+        if "gpu" not in record and earlier.get("gpu"):
+            record.update(gpu=earlier["gpu"], versions=earlier["versions"],
+                          machine_from="the earlier run in this file (same device image)")
+        records.append(record)
+    return records
+
+
+def _cell_key(r: dict) -> tuple:
+    return r["model"], r["method"], r["mode"]
+
+
 def merged(earlier: dict, new: list[dict], meta: dict) -> tuple[list[dict], dict]:
     """Earlier records with the cells measured now replaced (a cell = model, method, mode), in the
     bench's cell order; `runs` lists each run's GPU, versions and seconds."""
-    key = lambda r: (r["model"], r["method"], r["mode"])  # noqa: E731
-    fresh = {key(r): r for r in new}
-    old = {key(r): dict(r, **{k: earlier.get(k) for k in ("gpu", "versions") if k not in r}) for r in earlier["records"]}
-    order = [key(c) for c in cell_list(smoke=False)]
+    fresh = {_cell_key(r): r for r in new}
+    old = {_cell_key(r): dict(r, **{k: earlier.get(k) for k in ("gpu", "versions") if k not in r}) for r in earlier["records"]}
+    order = [_cell_key(c) for c in cell_list(smoke=False)]
     combined = [fresh.get(k) or old[k] for k in order if k in fresh or k in old]
     runs = earlier.get("runs") or [{k: earlier.get(k) for k in ("gpu", "versions", "seconds")}]
     return combined, {"runs": [*runs, meta]}

@@ -71,4 +71,13 @@ def check(obj, owner: str | None = None) -> None:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if not is_allowed(f, value):
-            raise ValueError(f"{owner}.{f.name}={value!r} is not allowed; expected {allowed_text(f)}")
+            raise ValueError(f"{owner}.{f.name}={value!r} is not allowed; expected {allowed_text(f)}{_nearest(f, value)}")
+
+
+def _nearest(f: dataclasses.Field, value: Any) -> str:
+    """' (did you mean 'zero3'?)' for a misspelt text choice, else ''."""
+    import difflib
+
+    options = [v for v in choices(f) or () if isinstance(v, str)]
+    near = difflib.get_close_matches(value, options, n=1) if isinstance(value, str) else []
+    return f" (did you mean {near[0]!r}?)" if near else ""

@@ -69,6 +69,9 @@ def fit_verdicts(breakdown: Breakdown | int, budget_gib: float | None = None) ->
     return out
 
 
+SEARCH_LIMIT = {"batch_size": 4096, "seq_len": 1 << 20}  # largest_fitting's default upper bounds
+
+
 def largest_fitting(model, method: str, budget_gib: float, vary: str = "batch_size", upper: int | None = None,
                     **settings) -> int:
     """The largest batch_size (or seq_len) whose estimate is at most HEADROOM x budget; 0 if none fits.
@@ -79,7 +82,7 @@ def largest_fitting(model, method: str, budget_gib: float, vary: str = "batch_si
     if budget_gib <= 0:
         raise ValueError(f"budget_gib must be positive; got {budget_gib}")
     limit = int(HEADROOM * budget_gib * GIB)
-    upper = upper or (4096 if vary == "batch_size" else 1 << 20)
+    upper = upper or SEARCH_LIMIT[vary]
     if vary == "seq_len":  # estimate() refuses longer sequences than the model can take (kit.memory.limits)
         from kit.memory.architectures import facts
         from kit.memory.limits import longest_seq_len

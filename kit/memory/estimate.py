@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from kit.memory.architectures import ArchFacts, facts
+from kit.memory.sharding import SHARDINGS
 
 GIB = 2**30  # bytes
 METHODS = ("inference", "full", "freeze", "lora", "qlora")
@@ -92,8 +93,7 @@ class MemorySettings:
                                                             "or zero2_offload / zero3_offload / fsdp_offload",
                                                     "help_zh": "ddp（每张卡保存全部）、fsdp、zero2、zero3，或 zero2_offload / zero3_offload / fsdp_offload（卸载到 CPU）",
                                                     "label_zh": "分片方式",
-                                                    "choices": ("ddp", "fsdp", "zero2", "zero3", "zero2_offload",
-                                                                "zero3_offload", "fsdp_offload")})
+                                                    "choices": SHARDINGS})
 
     def validate(self) -> "MemorySettings":
         """Each field against its metadata (kit.settings), then lora_target's names."""
@@ -104,12 +104,6 @@ class MemorySettings:
         if unknown:
             raise ValueError(f"MemorySettings.lora_target={self.lora_target!r} is not allowed; expected 'all' or "
                              f"names from {', '.join(LORA_TARGETS_ALL)}")
-        if not isinstance(self.gradient_accumulation_steps, int) or self.gradient_accumulation_steps < 1:
-            raise ValueError(f"MemorySettings.gradient_accumulation_steps={self.gradient_accumulation_steps!r} is "
-                             f"not allowed; expected an integer >= 1")
-        from kit.memory import sharding
-
-        sharding.check(self.num_gpus, self.sharding)
         return self
 
     def targets(self) -> tuple[str, ...]:
@@ -542,17 +536,14 @@ def train_config_inputs(config, *, batch_size: int | None = None, seq_len: int |
 
 
 def _model_of(name: str) -> str:
-    from kit.memory.architectures import ARCHITECTURES
-
     if (Path(name).expanduser() / "config.json").is_file():
         return name
     try:
-        arch = facts(name)
+        return facts(name).name  # a bundled architecture, by any of its names
     except KeyError:
         from kit import models
 
         return str(models.resolve(name))  # a folder holding config.json (offline: HubUnreachableError)
-    return arch.name if arch.name in ARCHITECTURES else name
 
 
 def from_train_config(config, *, batch_size: int | None = None, seq_len: int | None = None,

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from kit.memory.estimate import METHODS, Breakdown, MemorySettings
+from kit.memory.compare import SEARCH_LIMIT
+from kit.memory.estimate import METHODS, Breakdown, MemorySettings, train_config_inputs
 
 TRAINING = ("full", "freeze", "lora", "qlora")
 # setting -> the methods whose estimate it changes (every other setting applies to all methods)
@@ -27,8 +28,6 @@ APPLIES_TO = {
     "pure_bf16": ("full",),
     "max_new_tokens": ("inference",),
 }
-# the search limits kit.memory.compare.largest_fitting uses by default
-SEARCH_LIMIT = {"batch_size": 4096, "seq_len": 1 << 20}
 
 
 def applicable(method: str) -> set[str]:
@@ -126,7 +125,5 @@ def from_train_config(config) -> tuple[str, str, dict]:
     """(model, method, settings) of the run the training panel describes, on a GPU, as the panel
     shows them: `kit.memory.train_config_inputs` read the same way as the validated estimate, then the
     settings that apply to the method (settings_for)."""
-    from kit.memory.estimate import train_config_inputs
-
     model, method, values = train_config_inputs(config, device="cuda")
     return model, method, settings_for(method, values)

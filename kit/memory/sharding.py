@@ -37,17 +37,6 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def check(num_gpus, sharding) -> None:
-    if not isinstance(num_gpus, int) or isinstance(num_gpus, bool) or num_gpus < 1:
-        raise ValueError(f"setting num_gpus={num_gpus!r} is not allowed; expected an integer >= 1")
-    if sharding not in SHARDINGS:
-        import difflib
-
-        near = difflib.get_close_matches(str(sharding), SHARDINGS, n=1)
-        raise ValueError(f"setting sharding={sharding!r} is not allowed; expected one of {', '.join(SHARDINGS)}"
-                         f"{f' (did you mean {near[0]!r}?)' if near else ''}")
-
-
 def per_gpu(arch, method: str, s, single):
     """The Breakdown of one GPU. `single(arch, method, settings, skip_moments)` is the one-GPU estimate."""
     G, mode = s.num_gpus, s.sharding

@@ -19,7 +19,7 @@ Not here: loading (kit.train.runner), configs (kit.train.config), monitoring (ki
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 from kit.data.formats import TRAIN_STAGES as STAGES  # LLaMA-Factory's names; grpo is the kit's own
@@ -69,12 +69,10 @@ class StageContext:
     def make_training_arguments(self, cls=None, **extra):
         """`cls(**training_args, **extra)`: cls defaults to transformers.TrainingArguments; pass a
         TRL config class (DPOConfig, ...) to get its extra fields. Keys `extra` names win."""
-        import dataclasses
-
         if cls is None:
             from transformers import TrainingArguments as cls  # noqa: N813
         kwargs = {**self.training_args, **extra}
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = {f.name for f in fields(cls)}
         # the kit switches checkpointing on the model itself (kit.train.accel, before the trainer
         # exists); the trainer's own switch stays off unless asked for. TRL's configs default it to
         # True; transformers >= 5.24 names it activation_checkpointing and warns about the old name.

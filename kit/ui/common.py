@@ -25,6 +25,8 @@ def panel_text(panel: str) -> dict[str, tuple[str, str]]:
     """A panel's own strings, {key: (English, Chinese)}, from kit/ui/text.json: one file for the
     translator, beside the settings' labels and help that live on the dataclass fields."""
     return {key: tuple(pair) for key, pair in _all_text()[panel].items()}
+
+
 HELP_STYLE = "color:#555;font-size:11px;line-height:1.3;margin:0 0 4px 0"
 
 

@@ -214,7 +214,6 @@ class MemoryPanel(widgets.VBox):
             b = estimate(self.model.value, self.method.value, **settings)
             budget = self.budget.value
             self.largest = {vary: compare.largest_fitting(self.model.value, self.method.value, budget, vary=vary,
-                                                          upper=rules.SEARCH_LIMIT[vary],
                                                           **{k: v for k, v in settings.items() if k != vary})
                             for vary in ("batch_size", "seq_len")}
             self.comparison = compare.compare_methods(self.model.value, **rules.comparison_settings(self.values()))
