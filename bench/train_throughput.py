@@ -2,20 +2,25 @@
 
     python bench/train_throughput.py --out bench/results             # GPU: 3 models x 3 paths
     python bench/train_throughput.py --smoke --out /tmp/tt            # CPU: a tiny model, a few steps
+    python bench/train_throughput.py --jobs Qwen2.5-0.5B/kit SmolLM2-135M/fast --update
+                                            # these (model, path) jobs only, replacing their records
 
 One process per (model, path), all on the same rows: the kit's SFT demo data (alpaca_en/zh, identity,
 glaive tool calls, sharegpt; variable lengths) repeated until one epoch holds at least --min-tokens
 real (non-pad) tokens, encoded with the smollm2 template by kit's own encoder at cutoff_len 1024.
 LoRA r16 (alpha 32) on every linear layer, batch 16, one epoch, learning rate 1e-4 (cosine), bf16.
 
-* naive  a hand-written transformers + peft loop: padded batches (each padded to its longest row),
-         fused AdamW, bf16 autocast over a bf16 base, fp32 LoRA weights, no checkpointing.
-* kit    `kit.train.run` with the kit's defaults (on a GPU: gradient checkpointing on, SDPA).
-* fast   `kit.train.run` with `enable_liger_kernel: true` and `neat_packing: true`.
-* fast_steps  the fast path with fewer packed rows per step (`equal_steps_batch`), so that it makes
-         about as many optimizer steps as the naive loop: the fast path at batch 16 packs ~12
-         examples per row, so its epoch is ~12x fewer, larger steps and its final loss is not
-         comparable with the naive loop's; this path's is (the loss-agreement target).
+* naive     a hand-written transformers + peft loop: padded batches of 16 examples (each padded to
+            its longest row), fused AdamW, bf16 autocast over a bf16 base, fp32 LoRA weights, no
+            checkpointing.
+* kit       `kit.train.run` with the kit's defaults (on a GPU: gradient checkpointing on, SDPA).
+* fast      `kit.train.run` with `enable_liger_kernel: true` and `neat_packing: true`, with as many
+            packed rows per step as make about as many optimizer steps as the naive loop
+            (`equal_steps_batch`): each step sees about as many examples as a naive step, so the
+            two loss curves can be compared step by step (the loss-agreement target).
+* fast_b16  the same switches at 16 packed rows per step: a packed row holds ~12 examples, so its
+            epoch is ~12x fewer, larger steps (faster, but its final loss is that of a run with
+            ~12x fewer optimizer steps, not comparable with the naive loop's).
 
 Models are architectures from kit.memory.architectures with random weights (memory and speed do not
 depend on the values), saved with the built-in model's tokenizer. Measured: real tokens per second
@@ -42,7 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MODELS = ["SmolLM2-135M", "Qwen2.5-0.5B", "Llama-3.2-1B"]
-PATHS = ["naive", "kit", "fast"]  # and "fast_steps" (asked for by name: --paths naive fast_steps)
+PATHS = ["naive", "kit", "fast"]
+EXTRA_PATHS = ["fast_b16"]  # asked for by name (--paths / --jobs)
 DEMO = ["alpaca_en_demo", "alpaca_zh_demo", "identity", "glaive_toolcall_en_demo", "sharegpt_demo"]
 RUN = dict(cutoff_len=1024, batch_size=16, lora_rank=16, lora_alpha=32, learning_rate=1e-4, logging_steps=10)
 SMOKE = dict(cutoff_len=256, batch_size=4, lora_rank=4, lora_alpha=8, learning_rate=1e-4, logging_steps=1)
@@ -130,7 +136,7 @@ def prepare_data(work: Path, tokenizer_dir: Path, cutoff_len: int, min_tokens: i
 
 
 def equal_steps_batch(job: dict) -> int:
-    """fast_steps: neat-packed rows per step so that the run makes about as many optimizer steps as
+    """fast: neat-packed rows per step so that the run makes about as many optimizer steps as
     the naive loop (whose batches are batch_size examples): a loss curve comparable step by step."""
     naive_steps = math.ceil(job["rows"] / job["settings"]["batch_size"])
     return max(1, round(job["packed_rows"] / naive_steps))
@@ -149,9 +155,9 @@ def kit_config(job: dict):
                   lora_alpha=s["lora_alpha"], bf16=job["device"] == "cuda", logging_steps=s["logging_steps"],
                   save_strategy="no", report_to="none", plot_loss=False, output_dir=job["output_dir"],
                   overwrite_output_dir=True)
-    if job["path"] in ("fast", "fast_steps"):
+    if job["path"] in ("fast", "fast_b16"):
         values.update(enable_liger_kernel=True if job["device"] == "cuda" else "auto", neat_packing=True)
-    if job["path"] == "fast_steps":
+    if job["path"] == "fast":
         values.update(per_device_train_batch_size=equal_steps_batch(job))
     return TrainConfig(**values)
 
@@ -259,8 +265,28 @@ def collect(proc: subprocess.Popen, timeout: float) -> dict:
     return dict(status="error", note=" | ".join(err.strip().splitlines()[-4:])[-600:])
 
 
+def job_list(named: list[str] | None, models: list[str], paths: list[str]) -> list[tuple[str, str]]:
+    """(model, path) pairs: the named MODEL/PATH jobs in their order, else every model x path."""
+    if not named:
+        return [(model, path) for model in models for path in paths]
+    jobs = []
+    for text in named:
+        model, _, path = text.rpartition("/")
+        if path not in PATHS + EXTRA_PATHS or not model:
+            raise SystemExit(f"--jobs {text!r}: expected MODEL/PATH with PATH one of {PATHS + EXTRA_PATHS}")
+        jobs.append((model, path))
+    return jobs
+
+
+def replace_records(earlier: list[dict], new: list[dict]) -> list[dict]:
+    """The earlier records, each (model, path) measured now replaced in place; new ones appended."""
+    fresh = {(r["model"], r["path"]): r for r in new}
+    kept = [fresh.pop((r["model"], r["path"]), r) for r in earlier]
+    return kept + list(fresh.values())
+
+
 def summarize(records: list[dict]) -> str:
-    lines = [f"{'model':14s} {'path':6s} {'tok/s':>9s} {'peak GiB':>9s} {'first':>7s} {'final':>7s}  vs naive"]
+    lines = [f"{'model':14s} {'path':8s} {'steps':>5s} {'tok/s':>9s} {'peak GiB':>9s} {'first':>7s} {'final':>7s}  vs naive"]
     for r in records:
         naive = next((n for n in records if n["model"] == r["model"] and n["path"] == "naive"
                       and n.get("status") == "ok"), None)
@@ -270,9 +296,9 @@ def summarize(records: list[dict]) -> str:
             if r.get("peak_gib") and naive.get("peak_gib"):
                 ratio += f", {r['peak_gib'] / naive['peak_gib']:.2f}x memory"
         if r.get("status") != "ok":
-            lines.append(f"{r['model']:14s} {r['path']:6s} {r.get('status')}: {r.get('note', '')[:160]}")
+            lines.append(f"{r['model']:14s} {r['path']:8s} {r.get('status')}: {r.get('note', '')[:160]}")
             continue
-        lines.append(f"{r['model']:14s} {r['path']:6s} {r['real_tokens_per_s']:9.0f} {r['peak_gib'] or 0:9.2f} "
+        lines.append(f"{r['model']:14s} {r['path']:8s} {r.get('steps') or 0:5d} {r['real_tokens_per_s']:9.0f} {r['peak_gib'] or 0:9.2f} "
                      f"{r['first_loss']:7.3f} {r['final_loss']:7.3f}  {ratio}")
     return "\n".join(lines)
 
@@ -289,6 +315,10 @@ def main(argv=None) -> int:
     parser.add_argument("--deadline", type=float, default=1e9, help="seconds; no new job starts after")
     parser.add_argument("--job-timeout", type=float, default=600.0)
     parser.add_argument("--merge", nargs="*", help="merge these result files into <out>/train_throughput.json")
+    parser.add_argument("--jobs", nargs="*", help="MODEL/PATH ...: these jobs only, in this order")
+    parser.add_argument("--update", action="store_true",
+                        help="keep <out>/train_throughput.json's other records; jobs run now replace theirs")
+    parser.add_argument("--beside", help="what else ran on the machine meanwhile (recorded with each job)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -317,22 +347,27 @@ def main(argv=None) -> int:
     prep = prepare_data(work, tok, settings["cutoff_len"], 2_000 if args.smoke else args.min_tokens, args.smoke)
     print(f"data: {prep['rows']} rows, {prep['real_tokens']:,} real tokens per epoch "
           f"({prep['repeats']} passes over the demo sets)", flush=True)
+    jobs = job_list(args.jobs, args.models, args.paths)
+    results = out / "train_throughput.json"
+    earlier = json.loads(results.read_text()) if args.update and results.exists() else []
     records = []
-    for model in args.models:
+    for model, path in jobs:
         folder = build_model_folder(model, work / "models" / model, tok, args.smoke)
-        for path in args.paths:
-            record = dict(model=model, path=path, gpu=gpu, versions=versions(), real_tokens=prep["real_tokens"],
-                          rows=prep["rows"], packed_rows=prep["packed_rows"], **{k: v for k, v in settings.items()})
-            if time.time() - start > args.deadline:
-                record.update(status="skipped", note="deadline reached before this job started")
-            else:
-                job = dict(path=path, device=device, model_dir=str(folder), settings=settings,
-                           output_dir=str(work / "runs" / f"{model}_{path}"), **prep)
-                record.update(collect(launch(job), args.job_timeout))
-            records.append(record)
-            print(summarize([r for r in records if r["model"] == model]).splitlines()[-1], flush=True)
-            (out / "train_throughput.json").write_text(json.dumps(records, indent=1) + "\n")
-    print(summarize(records))
+        record = dict(model=model, path=path, gpu=gpu, versions=versions(), real_tokens=prep["real_tokens"],
+                      rows=prep["rows"], packed_rows=prep["packed_rows"], date=time.strftime("%Y-%m-%d"),
+                      **{k: v for k, v in settings.items()})
+        if args.beside:
+            record["beside"] = args.beside
+        if time.time() - start > args.deadline:
+            record.update(status="skipped", note="deadline reached before this job started")
+        else:
+            job = dict(path=path, device=device, model_dir=str(folder), settings=settings,
+                       output_dir=str(work / "runs" / f"{model}_{path}"), **prep)
+            record.update(collect(launch(job), args.job_timeout))
+        records.append(record)
+        print(summarize([r for r in records if r["model"] == model]).splitlines()[-1], flush=True)
+        results.write_text(json.dumps(replace_records(earlier, records), indent=1) + "\n")
+    print(summarize(replace_records(earlier, records)))
     print(f"wall time {time.time() - start:.0f} s")
     return 0
 

@@ -1,0 +1,37 @@
+"""bench/train_throughput.py's bookkeeping: which jobs run, how re-measured records replace old ones,
+and how many packed rows the step-matched fast path puts in a step."""
+import importlib.util
+
+import pytest
+
+from kit import env
+
+spec = importlib.util.spec_from_file_location("train_throughput", env.repo_root() / "bench" / "train_throughput.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+def test_job_list_keeps_the_named_order_and_refuses_unknown_paths():
+    assert bench.job_list(None, ["A", "B"], ["naive", "fast"]) == [
+        ("A", "naive"), ("A", "fast"), ("B", "naive"), ("B", "fast")]
+    assert bench.job_list(["B/fast_b16", "A/naive"], ["A", "B"], ["naive"]) == [("B", "fast_b16"), ("A", "naive")]
+    with pytest.raises(SystemExit, match="fast_stepz"):
+        bench.job_list(["A/fast_stepz"], [], [])
+    with pytest.raises(SystemExit, match="MODEL/PATH"):
+        bench.job_list(["naive"], [], [])
+
+
+def test_replace_records_replaces_in_place_and_appends_new_jobs():
+    earlier = [dict(model="A", path="naive", v=1), dict(model="A", path="fast", v=1), dict(model="B", path="kit", v=1)]
+    new = [dict(model="A", path="fast", v=2), dict(model="C", path="naive", v=2)]
+    merged = bench.replace_records(earlier, new)
+    assert [(r["model"], r["path"], r["v"]) for r in merged] == [
+        ("A", "naive", 1), ("A", "fast", 2), ("B", "kit", 1), ("C", "naive", 2)]
+
+
+def test_fast_path_makes_about_as_many_steps_as_the_naive_loop():
+    # 6,643 examples in batches of 16 -> 416 naive steps; 560 packed rows -> 1 row a step (560 steps)
+    job = dict(rows=6643, packed_rows=560, settings=dict(batch_size=16))
+    assert bench.equal_steps_batch(job) == 1
+    job = dict(rows=6643, packed_rows=4160, settings=dict(batch_size=16))  # long rows: 10 packed rows a step
+    assert bench.equal_steps_batch(job) == 10
