@@ -208,6 +208,8 @@ def collect(proc: subprocess.Popen, timeout: float) -> dict:
 def record_of(cell: dict, result: Path, log: Path, killed: bool = False) -> dict:
     """One cell's record from the result its rank 0 wrote (or the end of its log when there is none)."""
     record = {k: cell[k] for k in ("model", "method", "mode", "gpus")}
+    if cell.get("timed_steps") != SETTINGS["timed_steps"]:
+        record["timed_steps"] = cell["timed_steps"]  # a longer (or shorter) timed window than the file's settings
     if result.exists():
         measured = json.loads(result.read_text())
         record.update(real_tokens_per_s=measured["real_tokens_per_s"],
@@ -277,6 +279,7 @@ def main(argv=None) -> int:
     parser.add_argument("--update", action="store_true",
                         help="merge into <out>/multi_gpu.json: the cells run now replace their earlier records, "
                              "the others are kept (each record names its own date, GPU and versions)")
+    parser.add_argument("--timed-steps", type=int, help=f"optimizer steps timed per cell (default {SETTINGS['timed_steps']})")
     parser.add_argument("--cells-dir", help="where each cell's log and result go (default: <out>/multi_gpu_cells)")
     parser.add_argument("--collect", metavar="CELLS_DIR",
                         help="build the records from a cells folder of an earlier run (its per-cell results), "
@@ -301,6 +304,8 @@ def main(argv=None) -> int:
     tmp = Path(args.cells_dir or tempfile.mkdtemp(prefix="multi_gpu_cells_"))
     tmp.mkdir(parents=True, exist_ok=True)
     cells = [c for c in cell_list(args.smoke) if not args.modes or c["mode"] in args.modes]
+    if args.timed_steps:
+        cells = [dict(c, timed_steps=args.timed_steps) for c in cells]
     if args.cells:
         known = {f"{c['model']}/{c['method']}/{c['mode']}": c for c in cells}
         unknown = [name for name in args.cells if name not in known]
@@ -327,7 +332,8 @@ def main(argv=None) -> int:
         for r in records:
             r.setdefault("gpu", gpu)  # a worker writes its own; a cell that failed early did not
             r.setdefault("versions", vers)
-        meta = {"gpu": gpu, "versions": vers, "seconds": round(time.time() - start)}
+        meta = {"gpu": gpu, "versions": vers, "seconds": round(time.time() - start), "cells": args.cells,
+                "date": today}
     for r in records:
         r.setdefault("date", today)
         print(r["model"], r["method"], r["mode"], r["status"], r.get("real_tokens_per_s"), r.get("peak_gib_per_gpu"),
