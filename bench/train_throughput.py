@@ -279,10 +279,25 @@ def job_list(named: list[str] | None, models: list[str], paths: list[str]) -> li
 
 
 def replace_records(earlier: list[dict], new: list[dict]) -> list[dict]:
-    """The earlier records, each (model, path) measured now replaced in place; new ones appended."""
-    fresh = {(r["model"], r["path"]): r for r in new}
+    """The earlier records, each (model, path) measured now replaced in place; new ones appended. A job
+    skipped now (deadline) keeps its earlier record, if there is one."""
+    earlier = migrated(earlier)
+    known = {(r["model"], r["path"]) for r in earlier}
+    fresh = {(r["model"], r["path"]): r for r in new
+             if r.get("status") != "skipped" or (r["model"], r["path"]) not in known}
     kept = [fresh.pop((r["model"], r["path"]), r) for r in earlier]
     return kept + list(fresh.values())
+
+
+def migrated(records: list[dict]) -> list[dict]:
+    """Records written before the fast path was step-matched (2026-11-30): their "fast" ran at
+    batch_size packed rows per step (no rows_per_step recorded), which is the path now called fast_b16."""
+    out = []
+    for r in records:
+        if r["path"] == "fast" and "rows_per_step" not in r and "batch_size" in r:
+            r = dict(r, path="fast_b16", renamed_from="fast")
+        out.append(r)
+    return out
 
 
 def summarize(records: list[dict]) -> str:
@@ -330,8 +345,14 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.merge is not None:
-        records = [r for f in args.merge if Path(f).exists() for r in json.loads(Path(f).read_text())]
+    if args.merge is not None:  # with --update: each file's records replace the earlier ones, in order
+        records = []
+        if args.update and (out / "train_throughput.json").exists():
+            records = json.loads((out / "train_throughput.json").read_text())
+        for f in args.merge:
+            if Path(f).exists():
+                found = json.loads(Path(f).read_text())
+                records = replace_records(records, found) if args.update else records + found
         (out / "train_throughput.json").write_text(json.dumps(records, indent=1) + "\n")
         print(summarize(records))
         return 0

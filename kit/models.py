@@ -39,7 +39,7 @@ BUILTIN_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUILTIN_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 BUILTIN_TEMPLATE = "smollm2"  # its kit.templates name (ChatML with SmolLM's default system prompt)
 MANIFEST = "kit-manifest.json"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: the tokenizer is built from the GGUF metadata (gguf_bpe_tokenizer), not by transformers
 
 
 class HubUnreachableError(RuntimeError):
@@ -194,7 +194,9 @@ def _convert_gguf(gguf_path: Path, folder: Path) -> None:
 
     steps = tqdm(total=4, desc="Converting the built-in model (once)", unit="step")
     src = str(gguf_path.parent)
-    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=gguf_path.name)
+    tokenizer = gguf_bpe_tokenizer(gguf_path)
+    if tokenizer is None:  # not a byte-level BPE vocabulary: transformers' own GGUF conversion
+        tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=gguf_path.name)
     steps.update()
     gguf_model = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf_path.name, dtype=torch.float32)
     steps.update()
@@ -224,6 +226,53 @@ def _convert_gguf(gguf_path: Path, folder: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
     steps.update()
     steps.close()
+
+
+def gguf_bpe_tokenizer(gguf_path: Path):
+    """The tokenizer of a GGUF whose vocabulary is byte-level BPE (`tokenizer.ggml.model` = gpt2), built
+    from the GGUF's own metadata with `tokenizers`, or None for any other kind of vocabulary.
+
+    transformers converts GGUF tokenizers itself, but versions differ: 5.17 turns SmolLM2's into a
+    byte-fallback BPE with `<|im_start|>` as its end-of-sequence token and no padding token, while 5.24
+    gives byte-level BPE with `<|im_end|>`. Building it from the metadata gives the same tokenizer
+    under every version: the vocabulary and merges as stored, GPT-2's byte-level pre-tokenizer and
+    decoder, the control tokens (token type 3) as special tokens, and the bos/eos/unk/padding ids and
+    chat template the GGUF names.
+    """
+    import gguf
+    from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
+    from tokenizers.models import BPE
+    from transformers import PreTrainedTokenizerFast
+
+    fields = gguf.GGUFReader(str(gguf_path)).fields
+
+    def value(key, default=None):
+        return fields[key].contents() if key in fields else default
+
+    if value("tokenizer.ggml.model") != "gpt2":
+        return None
+    tokens = value("tokenizer.ggml.tokens")
+    kinds = value("tokenizer.ggml.token_type", [1] * len(tokens))
+    merges = [tuple(m.split(" ", 1)) for m in value("tokenizer.ggml.merges", [])]
+    backend = Tokenizer(BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges, byte_fallback=False,
+                            fuse_unk=False, continuing_subword_prefix="", end_of_word_suffix=""))
+    prefix = bool(value("tokenizer.ggml.add_space_prefix", False))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix, trim_offsets=True, use_regex=True)
+    backend.decoder = decoders.ByteLevel(add_prefix_space=True, trim_offsets=True, use_regex=True)
+    backend.post_processor = processors.TemplateProcessing(single="$A:0", pair="$A:0 $B:1")
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False)
+                                for t, kind in zip(tokens, kinds) if kind == 3])
+
+    def token(key):
+        index = value(f"tokenizer.ggml.{key}_token_id")
+        return tokens[index] if index is not None else None
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=token("bos"), eos_token=token("eos"),
+                                        unk_token=token("unknown"), pad_token=token("padding"))
+    template = value("tokenizer.chat_template")
+    if template:
+        tokenizer.chat_template = template
+    return tokenizer
 
 
 # ------------------------------------------------------------------------------------ resolving

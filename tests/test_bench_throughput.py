@@ -35,3 +35,15 @@ def test_fast_path_makes_about_as_many_steps_as_the_naive_loop():
     assert bench.equal_steps_batch(job) == 1
     job = dict(rows=6643, packed_rows=4160, settings=dict(batch_size=16))  # long rows: 10 packed rows a step
     assert bench.equal_steps_batch(job) == 10
+
+
+def test_records_of_the_batch_16_fast_path_are_migrated_and_skipped_jobs_keep_old_records():
+    old_fast = dict(model="A", path="fast", batch_size=16, steps=35)           # written before rows_per_step
+    new_fast = dict(model="A", path="fast", batch_size=16, rows_per_step=1, steps=545, status="ok")
+    skipped = dict(model="A", path="kit", batch_size=16, status="skipped")
+    earlier = [old_fast, dict(model="A", path="kit", batch_size=16, status="ok", steps=416)]
+    merged = bench.replace_records(earlier, [new_fast, skipped])
+    assert [(r["path"], r["steps"]) for r in merged] == [("fast_b16", 35), ("kit", 416), ("fast", 545)]
+    assert merged[0]["renamed_from"] == "fast"
+    # a job skipped now, with no earlier record, is kept: the file says it was not measured
+    assert bench.replace_records([], [skipped]) == [skipped]

@@ -297,3 +297,22 @@ def test_plot_parameter_counts_returns_a_figure(builtin):
     assert max(bar.get_width() for bar in bars) == pytest.approx(counts["model.embed_tokens"] / 1e6)
     assert "134.5M" in fig.axes[0].get_title()
     plt.close(fig)
+
+
+def test_builtin_tokenizer_is_built_from_the_gguf_metadata_the_same_under_every_transformers():
+    """transformers 5.17 converts the GGUF's tokenizer into a byte-fallback BPE whose end-of-sequence
+    token is <|im_start|>, with no padding token (seen on the GPU image); the kit builds it from the
+    GGUF's metadata instead. The expected ids are those of transformers 5.24's own conversion."""
+    tokenizer = models.gguf_bpe_tokenizer(models.builtin_gguf_path())
+    assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token, tokenizer.unk_token) == (
+        "<|im_start|>", "<|im_end|>", "<|im_end|>", "<|endoftext|>")  # the GGUF's ids 1, 2, 2, 0
+    backend = json.loads(tokenizer.backend_tokenizer.to_str())
+    assert backend["model"]["byte_fallback"] is False and backend["decoder"]["type"] == "ByteLevel"
+    expected = {"Hello world!": [19556, 905, 17],
+                "你好，世界 🚀": [18645, 250, 48392, 138, 12831, 7906, 240, 178, 239, 230, 15107, 244, 218],
+                "<|im_start|>user\nHi<|im_end|>\n": [1, 4093, 198, 26843, 2, 198]}
+    for text, ids in expected.items():
+        assert tokenizer(text)["input_ids"] == ids
+        assert tokenizer.decode(ids) == text
+    control = [t for t in tokenizer.added_tokens_decoder.values() if t.special]
+    assert len(control) == 17 and "<|im_end|>" in tokenizer.chat_template  # the GGUF's 17 control tokens
