@@ -144,6 +144,79 @@ def equal_steps_batch(job: dict) -> int:
 
 # ----------------------------------------------------------------------------------- workers
 
+class StepProfile:
+    """torch.profiler over optimizer steps [start, start + steps) of a run; writes a text report.
+
+    The report answers "where does a step's time go": wall seconds per step, GPU kernel time per step
+    (how busy the GPU was), kernel launches per step, and the operators with the most self CPU and self
+    CUDA time. The profiler slows the steps it watches, so a profiled run's throughput is not a result.
+    """
+
+    def __init__(self, start: int, steps: int, report: str | Path):
+        self.start, self.steps, self.report = start, steps, Path(report)
+        self.prof = None
+        self.began = None
+
+    def step_begins(self, index: int) -> None:
+        import torch
+
+        if index == self.start and self.steps > 0:
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if torch.cuda.is_available():
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+                torch.cuda.synchronize()
+            self.prof = torch.profiler.profile(activities=activities)
+            self.prof.__enter__()
+            self.began = time.perf_counter()
+
+    def step_ended(self, index: int) -> None:
+        """index: the number of the step that just ended (0-based)."""
+        import torch
+
+        if self.prof is None or index != self.start + self.steps - 1:
+            return
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - self.began
+        self.prof.__exit__(None, None, None)
+        events = self.prof.key_averages()
+        device_us = sum(getattr(e, "self_device_time_total", 0) for e in events)
+        launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC"))
+        lines = [f"profiled optimizer steps {self.start}..{self.start + self.steps - 1} ({self.steps} steps)",
+                 f"wall per step: {wall / self.steps * 1000:.1f} ms",
+                 f"GPU kernel time per step: {device_us / 1000 / self.steps:.1f} ms "
+                 f"({100 * device_us / 1e6 / wall:.0f} % of the wall time)",
+                 f"kernel launches per step: {launches / self.steps:.0f}", "",
+                 events.table(sort_by="self_cpu_time_total", row_limit=25)]
+        if device_us:
+            lines.append(events.table(sort_by="self_device_time_total", row_limit=15))
+        self.report.parent.mkdir(parents=True, exist_ok=True)
+        self.report.write_text("\n".join(lines) + "\n")
+        print("\n".join(lines[:5]), flush=True)
+        self.prof = None
+
+
+def profile_callback(profile: StepProfile):
+    """The StepProfile as a transformers TrainerCallback (kit.train.run takes extra callbacks)."""
+    from transformers import TrainerCallback
+
+    class Callback(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            profile.step_begins(state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            profile.step_ended(state.global_step - 1)
+
+    return Callback()
+
+
+def job_profile(job: dict) -> StepProfile | None:
+    if not job.get("profile_steps"):
+        return None
+    name = f"profile_{Path(job['model_dir']).name}_{job['path']}.txt"
+    return StepProfile(job.get("profile_start", 10), job["profile_steps"], Path(job["profile_dir"]) / name)
+
+
 def kit_config(job: dict):
     from kit.train import TrainConfig
 
@@ -171,7 +244,9 @@ def run_kit(job: dict) -> dict:
     cuda = job["device"] == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    result = run(config, device=job["device"], live_plot=False)
+    profile = job_profile(job)
+    result = run(config, device=job["device"], live_plot=False,
+                 callbacks=[profile_callback(profile)] if profile else None)
     losses = result.losses
     runtime = result.metrics["train_runtime"]  # seconds inside Trainer.train (data loading included)
     return dict(real_tokens_per_s=job["real_tokens"] / runtime, seconds=runtime, steps=result.global_step,
@@ -216,7 +291,10 @@ def run_naive(job: dict) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.time()
-    for batch in batches:
+    profile = job_profile(job)
+    for index, batch in enumerate(batches):
+        if profile:
+            profile.step_begins(index)
         width = max(len(feats["input_ids"][i]) for i in batch)
         ids = torch.full((len(batch), width), pad)
         labels = torch.full((len(batch), width), IGNORE_INDEX)
@@ -234,6 +312,8 @@ def run_naive(job: dict) -> dict:
         sched.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
+        if profile:
+            profile.step_ended(index)
     if cuda:
         torch.cuda.synchronize()
     seconds = time.time() - start
@@ -333,6 +413,10 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", nargs="*", help="MODEL/PATH ...: these jobs only, in this order")
     parser.add_argument("--update", action="store_true",
                         help="keep <out>/train_throughput.json's other records; jobs run now replace theirs")
+    parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                        help="profile this many optimizer steps of each job (torch.profiler); writes "
+                             "<out>/profile_<model>_<path>.txt. Profiled timings are not results: use another --out")
+    parser.add_argument("--profile-start", type=int, default=10, help="the first profiled optimizer step")
     parser.add_argument("--beside", help="what else ran on the machine meanwhile (recorded with each job)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -344,6 +428,8 @@ def main(argv=None) -> int:
         return 0
 
     out = Path(args.out)
+    if args.profile and (args.update or out.resolve() == (ROOT / "bench" / "results").resolve()):
+        parser.error("--profile slows the steps it watches: write to another --out, without --update")
     out.mkdir(parents=True, exist_ok=True)
     if args.merge is not None:  # with --update: each file's records replace the earlier ones, in order
         records = []
@@ -379,11 +465,14 @@ def main(argv=None) -> int:
                       **{k: v for k, v in settings.items()})
         if args.beside:
             record["beside"] = args.beside
+        if args.profile:
+            record["profiled_steps"] = args.profile
         if time.time() - start > args.deadline:
             record.update(status="skipped", note="deadline reached before this job started")
         else:
             job = dict(path=path, device=device, model_dir=str(folder), settings=settings,
-                       output_dir=str(work / "runs" / f"{model}_{path}"), **prep)
+                       output_dir=str(work / "runs" / f"{model}_{path}"), profile_steps=args.profile,
+                       profile_start=args.profile_start, profile_dir=str(out), **prep)
             record.update(collect(launch(job), args.job_timeout))
         records.append(record)
         print(summarize([r for r in records if r["model"] == model]).splitlines()[-1], flush=True)

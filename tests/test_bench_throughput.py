@@ -47,3 +47,19 @@ def test_records_of_the_batch_16_fast_path_are_migrated_and_skipped_jobs_keep_ol
     assert merged[0]["renamed_from"] == "fast"
     # a job skipped now, with no earlier record, is kept: the file says it was not measured
     assert bench.replace_records([], [skipped]) == [skipped]
+
+
+def test_step_profile_reports_the_watched_steps_only(tmp_path):
+    import torch
+
+    report = tmp_path / "profile.txt"
+    profile = bench.StepProfile(start=2, steps=2, report=report)
+    layer = torch.nn.Linear(8, 8)
+    for index in range(6):
+        profile.step_begins(index)
+        layer(torch.randn(4, 8)).sum().backward()
+        profile.step_ended(index)
+        assert report.exists() == (index >= 3)  # written when step 3, the last watched one, ends
+    text = report.read_text()
+    assert text.startswith("profiled optimizer steps 2..3 (2 steps)") and "wall per step" in text
+    assert "aten::addmm" in text or "aten::linear" in text
