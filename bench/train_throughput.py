@@ -21,6 +21,8 @@ LoRA r16 (alpha 32) on every linear layer, batch 16, one epoch, learning rate 1e
 * fast_b16  the same switches at 16 packed rows per step: a packed row holds ~12 examples, so its
             epoch is ~12x fewer, larger steps (faster, but its final loss is that of a run with
             ~12x fewer optimizer steps, not comparable with the naive loop's).
+* fast_rN   the same switches at N packed rows per step, with the learning rate scaled by the square
+            root of how many more examples a step sees than a naive step (asked for by name).
 
 Models are architectures from kit.memory.architectures with random weights (memory and speed do not
 depend on the values), saved with the built-in model's tokenizer. Measured: real tokens per second
@@ -37,6 +39,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -228,11 +231,28 @@ def kit_config(job: dict):
                   lora_alpha=s["lora_alpha"], bf16=job["device"] == "cuda", logging_steps=s["logging_steps"],
                   save_strategy="no", report_to="none", plot_loss=False, output_dir=job["output_dir"],
                   overwrite_output_dir=True)
-    if job["path"] in ("fast", "fast_b16"):
+    rows = fast_rows(job["path"])
+    if job["path"] in ("fast", "fast_b16") or rows:
         values.update(enable_liger_kernel=True if job["device"] == "cuda" else "auto", neat_packing=True)
     if job["path"] == "fast":
         values.update(per_device_train_batch_size=equal_steps_batch(job))
+    if rows:
+        values.update(per_device_train_batch_size=rows, learning_rate=scaled_learning_rate(job, rows))
     return TrainConfig(**values)
+
+
+def fast_rows(path: str) -> int | None:
+    """fast_rN: the fast path at N packed rows per step (None for any other path)."""
+    match = re.fullmatch(r"fast_r(\d+)", path)
+    return int(match.group(1)) if match and int(match.group(1)) > 0 else None
+
+
+def scaled_learning_rate(job: dict, rows: int) -> float:
+    """The naive loop's learning rate scaled by the square root of how many more examples a step sees
+    (N packed rows hold N * rows/packed_rows examples; a naive step holds batch_size): bigger steps,
+    fewer of them, the same progress per example as far as the square-root rule holds."""
+    examples_per_step = rows * job["rows"] / job["packed_rows"]
+    return job["settings"]["learning_rate"] * math.sqrt(examples_per_step / job["settings"]["batch_size"])
 
 
 def run_kit(job: dict) -> dict:
@@ -250,7 +270,7 @@ def run_kit(job: dict) -> dict:
     losses = result.losses
     runtime = result.metrics["train_runtime"]  # seconds inside Trainer.train (data loading included)
     return dict(real_tokens_per_s=job["real_tokens"] / runtime, seconds=runtime, steps=result.global_step,
-                rows_per_step=config.per_device_train_batch_size,
+                rows_per_step=config.per_device_train_batch_size, learning_rate=config.learning_rate,
                 peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
                 first_loss=losses[0], final_loss=losses[-1])
 
@@ -352,8 +372,9 @@ def job_list(named: list[str] | None, models: list[str], paths: list[str]) -> li
     jobs = []
     for text in named:
         model, _, path = text.rpartition("/")
-        if path not in PATHS + EXTRA_PATHS or not model:
-            raise SystemExit(f"--jobs {text!r}: expected MODEL/PATH with PATH one of {PATHS + EXTRA_PATHS}")
+        if (path not in PATHS + EXTRA_PATHS and not fast_rows(path)) or not model:
+            raise SystemExit(f"--jobs {text!r}: expected MODEL/PATH with PATH one of {PATHS + EXTRA_PATHS} "
+                             "or fast_rN (N packed rows per step)")
         jobs.append((model, path))
     return jobs
 

@@ -63,3 +63,11 @@ def test_step_profile_reports_the_watched_steps_only(tmp_path):
     text = report.read_text()
     assert text.startswith("profiled optimizer steps 2..3 (2 steps)") and "wall per step" in text
     assert "aten::addmm" in text or "aten::linear" in text
+
+
+def test_fast_rn_jobs_scale_the_learning_rate_with_the_examples_per_step():
+    assert bench.job_list(["A/fast_r4"], [], []) == [("A", "fast_r4")]
+    assert bench.fast_rows("fast_r4") == 4 and bench.fast_rows("fast") is None and bench.fast_rows("fast_r0") is None
+    job = dict(rows=6400, packed_rows=400, settings=dict(batch_size=16, learning_rate=1e-4))  # 16 examples a row
+    assert bench.scaled_learning_rate(job, 1) == pytest.approx(1e-4)          # one row = one naive step's examples
+    assert bench.scaled_learning_rate(job, 4) == pytest.approx(2e-4)          # 4x the examples: 2x the rate
