@@ -391,11 +391,12 @@ def replace_records(earlier: list[dict], new: list[dict]) -> list[dict]:
 
 
 def migrated(records: list[dict]) -> list[dict]:
-    """Records written before the fast path was step-matched (2026-11-30): their "fast" ran at
-    batch_size packed rows per step (no rows_per_step recorded), which is the path now called fast_b16."""
+    """Records written before the fast path was step-matched (2026-11-30): a "fast" record that ran
+    without recording rows_per_step ran at batch_size packed rows per step, the path now called fast_b16
+    (a skipped job's record ran nothing and stays as it is)."""
     out = []
     for r in records:
-        if r["path"] == "fast" and "rows_per_step" not in r and "batch_size" in r:
+        if r["path"] == "fast" and "rows_per_step" not in r and r.get("steps"):  # it ran, at batch_size rows
             r = dict(r, path="fast_b16", renamed_from="fast")
         out.append(r)
     return out
@@ -452,15 +453,15 @@ def main(argv=None) -> int:
     if args.profile and (args.update or out.resolve() == (ROOT / "bench" / "results").resolve()):
         parser.error("--profile slows the steps it watches: write to another --out, without --update")
     out.mkdir(parents=True, exist_ok=True)
+    results = out / "train_throughput.json"
+    earlier = json.loads(results.read_text()) if args.update and results.exists() else []
     if args.merge is not None:  # with --update: each file's records replace the earlier ones, in order
-        records = []
-        if args.update and (out / "train_throughput.json").exists():
-            records = json.loads((out / "train_throughput.json").read_text())
+        records = earlier
         for f in args.merge:
             if Path(f).exists():
                 found = json.loads(Path(f).read_text())
                 records = replace_records(records, found) if args.update else records + found
-        (out / "train_throughput.json").write_text(json.dumps(records, indent=1) + "\n")
+        results.write_text(json.dumps(records, indent=1) + "\n")
         print(summarize(records))
         return 0
 
@@ -476,8 +477,6 @@ def main(argv=None) -> int:
     print(f"data: {prep['rows']} rows, {prep['real_tokens']:,} real tokens per epoch "
           f"({prep['repeats']} passes over the demo sets)", flush=True)
     jobs = job_list(args.jobs, args.models, args.paths)
-    results = out / "train_throughput.json"
-    earlier = json.loads(results.read_text()) if args.update and results.exists() else []
     records = []
     for model, path in jobs:
         folder = build_model_folder(model, work / "models" / model, tok, args.smoke)

@@ -350,7 +350,9 @@ def _add_tensors(writer, model_dir: Path, config: dict, qtype) -> dict[str, int]
 def load_gguf(gguf_file, dtype=None):
     """(model, tokenizer) from a GGUF file through transformers' GGUF reader (weights dequantized)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from kit import models
     from transformers.utils import logging as hf_logging
 
     gguf_file = Path(gguf_file)
@@ -364,7 +366,7 @@ def load_gguf(gguf_file, dtype=None):
     quiet = mock.patch.object(gguf_utils, "tqdm", lambda items, **_: items) if hasattr(gguf_utils, "tqdm") else mock.MagicMock()
     try:
         with quiet:  # its dequantizing loop has a bar of its own that no setting turns off
-            tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+            tokenizer = models.gguf_tokenizer(gguf_file)  # the same under every transformers version
             model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name,
                                                          dtype=dtype or torch.float32).eval()
     finally:

@@ -190,13 +190,11 @@ def _convert_gguf(gguf_path: Path, folder: Path) -> None:
     """
     import torch
     from tqdm.auto import tqdm
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     steps = tqdm(total=4, desc="Converting the built-in model (once)", unit="step")
     src = str(gguf_path.parent)
-    tokenizer = gguf_bpe_tokenizer(gguf_path)
-    if tokenizer is None:  # not a byte-level BPE vocabulary: transformers' own GGUF conversion
-        tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=gguf_path.name)
+    tokenizer = gguf_tokenizer(gguf_path)
     steps.update()
     gguf_model = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf_path.name, dtype=torch.float32)
     steps.update()
@@ -226,6 +224,18 @@ def _convert_gguf(gguf_path: Path, folder: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
     steps.update()
     steps.close()
+
+
+def gguf_tokenizer(gguf_path: str | os.PathLike):
+    """The tokenizer of a GGUF file: built from its metadata for byte-level BPE (gguf_bpe_tokenizer, the
+    same under every transformers version), else transformers' own GGUF conversion."""
+    from transformers import AutoTokenizer
+
+    gguf_path = Path(gguf_path)
+    tokenizer = gguf_bpe_tokenizer(gguf_path)
+    if tokenizer is None:
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    return tokenizer
 
 
 def gguf_bpe_tokenizer(gguf_path: Path):
