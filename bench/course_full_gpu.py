@@ -7,7 +7,7 @@ Runs `kit.course.run_course(quick=False)` (each notebook in a fresh kernel; the 
 and bf16 themselves) and writes <out>/course_full_gpu.json: {mode, gpu, versions, lessons: [{lesson,
 seconds, ok, failed_cell, error}]}. With --merge, lessons run now replace their earlier entries and
 the others are kept, so the course can be run in parts (a device call has a time limit), and each
-entry names the GPU and versions of its own run. The executed notebooks and their HTML go to
+entry names the GPU, versions and commit of its own run. The executed notebooks and their HTML go to
 --build (default build/course_full). Not here: timing targets (a lesson's seconds depend on the
 GPU and on what the previous lessons left in the work folder).
 """
@@ -32,7 +32,26 @@ def machine() -> dict:
     found = package_versions(("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "liger-kernel"),
                              missing=None)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (no CUDA GPU)"
-    return {"gpu": gpu, "versions": {name: version for name, version in found.items() if version}}
+    about = {"gpu": gpu, "versions": {name: version for name, version in found.items() if version}}
+    commit = source_commit()
+    if commit:
+        about["commit"] = commit
+    return about
+
+
+def source_commit() -> str | None:
+    """The kit's commit the lessons ran from: $KIT_COMMIT (a copy of the tree without .git, as on
+    a lent GPU machine, is told it), else `git rev-parse HEAD`, else None."""
+    import os
+    import subprocess
+
+    if os.environ.get("KIT_COMMIT"):
+        return os.environ["KIT_COMMIT"]
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def merge(earlier: list[dict], new: list[dict]) -> list[dict]:

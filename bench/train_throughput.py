@@ -23,6 +23,8 @@ LoRA r16 (alpha 32) on every linear layer, batch 16, one epoch, learning rate 1e
             ~12x fewer optimizer steps, not comparable with the naive loop's).
 * fast_rN   the same switches at N packed rows per step, with the learning rate scaled by the square
             root of how many more examples a step sees than a naive step (asked for by name).
+            Suffixes: `_nogc` adds `disable_gradient_checkpointing: true` (the naive loop does not
+            checkpoint either); `_lin` scales the learning rate linearly instead (fast_r4_nogc_lin).
 
 Models are architectures from kit.memory.architectures with random weights (memory and speed do not
 depend on the values), saved with the built-in model's tokenizer. Measured: real tokens per second
@@ -231,34 +233,52 @@ def kit_config(job: dict):
                   lora_alpha=s["lora_alpha"], bf16=job["device"] == "cuda", logging_steps=s["logging_steps"],
                   save_strategy="no", report_to="none", plot_loss=False, output_dir=job["output_dir"],
                   overwrite_output_dir=True)
-    rows = fast_rows(job["path"])
-    if job["path"] in ("fast", "fast_b16") or rows:
+    variant = fast_variant(job["path"])
+    if job["path"] in ("fast", "fast_b16") or variant:
         values.update(enable_liger_kernel=True if job["device"] == "cuda" else "auto", neat_packing=True)
     if job["path"] == "fast":
         values.update(per_device_train_batch_size=equal_steps_batch(job))
-    if rows:
-        values.update(per_device_train_batch_size=rows, learning_rate=scaled_learning_rate(job, rows))
+    if variant:
+        rows = variant["rows"]
+        values.update(per_device_train_batch_size=rows,
+                      learning_rate=scaled_learning_rate(job, rows, linear=variant["linear"]))
+        if variant["nogc"]:
+            values.update(disable_gradient_checkpointing=True)
     return TrainConfig(**values)
 
 
+FAST_VARIANT = re.compile(r"fast_r(?P<rows>[1-9]\d*)(?P<nogc>_nogc)?(?P<lin>_lin)?")
+
+
+def fast_variant(path: str) -> dict | None:
+    """fast_rN[_nogc][_lin]: N packed rows per step, checkpointing off (_nogc), linear learning-rate
+    scaling (_lin); None for any other path."""
+    match = FAST_VARIANT.fullmatch(path)
+    if not match:
+        return None
+    return dict(rows=int(match["rows"]), nogc=bool(match["nogc"]), linear=bool(match["lin"]))
+
+
 def fast_rows(path: str) -> int | None:
-    """fast_rN: the fast path at N packed rows per step (None for any other path)."""
-    match = re.fullmatch(r"fast_r(\d+)", path)
-    return int(match.group(1)) if match and int(match.group(1)) > 0 else None
+    """fast_rN...: the packed rows per step (None for any other path)."""
+    variant = fast_variant(path)
+    return variant["rows"] if variant else None
 
 
-def scaled_learning_rate(job: dict, rows: int) -> float:
-    """The naive loop's learning rate scaled by the square root of how many more examples a step sees
-    (N packed rows hold N * rows/packed_rows examples; a naive step holds batch_size): bigger steps,
-    fewer of them, the same progress per example as far as the square-root rule holds."""
-    examples_per_step = rows * job["rows"] / job["packed_rows"]
-    return job["settings"]["learning_rate"] * math.sqrt(examples_per_step / job["settings"]["batch_size"])
+def scaled_learning_rate(job: dict, rows: int, linear: bool = False) -> float:
+    """The naive loop's learning rate scaled by the square root (or, linear=True, the ratio) of how
+    many more examples a step sees (N packed rows hold N * rows/packed_rows examples; a naive step
+    holds batch_size): bigger steps, fewer of them, the same progress per example as far as the
+    scaling rule holds."""
+    ratio = rows * job["rows"] / job["packed_rows"] / job["settings"]["batch_size"]
+    return job["settings"]["learning_rate"] * (ratio if linear else math.sqrt(ratio))
 
 
 def run_kit(job: dict) -> dict:
     import torch
 
     from kit.train import run
+    from kit.train.accel import use_gradient_checkpointing
 
     config = kit_config(job)
     cuda = job["device"] == "cuda"
@@ -271,6 +291,7 @@ def run_kit(job: dict) -> dict:
     runtime = result.metrics["train_runtime"]  # seconds inside Trainer.train (data loading included)
     return dict(real_tokens_per_s=job["real_tokens"] / runtime, seconds=runtime, steps=result.global_step,
                 rows_per_step=config.per_device_train_batch_size, learning_rate=config.learning_rate,
+                gradient_checkpointing=use_gradient_checkpointing(config, job["device"]),
                 peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
                 first_loss=losses[0], final_loss=losses[-1])
 
@@ -374,7 +395,7 @@ def job_list(named: list[str] | None, models: list[str], paths: list[str]) -> li
         model, _, path = text.rpartition("/")
         if (path not in PATHS + EXTRA_PATHS and not fast_rows(path)) or not model:
             raise SystemExit(f"--jobs {text!r}: expected MODEL/PATH with PATH one of {PATHS + EXTRA_PATHS} "
-                             "or fast_rN (N packed rows per step)")
+                             "or fast_rN[_nogc][_lin] (N packed rows per step)")
         jobs.append((model, path))
     return jobs
 

@@ -71,3 +71,20 @@ def test_fast_rn_jobs_scale_the_learning_rate_with_the_examples_per_step():
     job = dict(rows=6400, packed_rows=400, settings=dict(batch_size=16, learning_rate=1e-4))  # 16 examples a row
     assert bench.scaled_learning_rate(job, 1) == pytest.approx(1e-4)          # one row = one naive step's examples
     assert bench.scaled_learning_rate(job, 4) == pytest.approx(2e-4)          # 4x the examples: 2x the rate
+    assert bench.scaled_learning_rate(job, 4, linear=True) == pytest.approx(4e-4)
+
+
+def test_fast_variants_switch_checkpointing_and_scaling_by_name():
+    assert bench.fast_variant("fast_r4_nogc_lin") == dict(rows=4, nogc=True, linear=True)
+    assert bench.fast_variant("fast_r2_nogc") == dict(rows=2, nogc=True, linear=False)
+    assert bench.fast_variant("fast_r2_lin_nogc") is None and bench.fast_variant("fast_b16") is None
+    assert bench.job_list(["A/fast_r8_nogc"], [], []) == [("A", "fast_r8_nogc")]
+    with pytest.raises(SystemExit, match="fast_rN"):
+        bench.job_list(["A/fast_r8_gc"], [], [])
+    job = dict(path="fast_r2_nogc", device="cuda", model_dir="m", dataset="d", dataset_dir="dd", max_samples=None,
+               output_dir="o", rows=6400, packed_rows=400, settings=bench.RUN)
+    config = bench.kit_config(job)
+    assert config.per_device_train_batch_size == 2 and config.disable_gradient_checkpointing is True
+    assert config.neat_packing and config.enable_liger_kernel is True
+    assert config.learning_rate == pytest.approx(1e-4 * 2 ** 0.5)
+    assert bench.kit_config(dict(job, path="fast_r2")).disable_gradient_checkpointing is None
