@@ -285,6 +285,9 @@ def main(argv=None) -> int:
                         help="build the records from a cells folder of an earlier run (its per-cell results), "
                              "e.g. when the results file did not come back from the GPU machine; with --cells")
     parser.add_argument("--reestimate", help="recompute the estimates of a results file (no GPU needed)")
+    parser.add_argument("--merge", metavar="FILE",
+                        help="merge the cells FILE's last run measured (a multi_gpu.json written on a GPU machine) "
+                             "into <out>/multi_gpu.json, as --update would have (no GPU needed)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -296,6 +299,13 @@ def main(argv=None) -> int:
         data = json.loads(path.read_text())
         add_estimates(data["records"])
         write(data["records"], path.parent, {k: v for k, v in data.items() if k not in ("records", "settings")})
+        return 0
+    if args.merge:
+        out = Path(args.out or ROOT / "bench" / "results")
+        records, meta = run_records(Path(args.merge))
+        records, meta = merged(json.loads((out / "multi_gpu.json").read_text()), records, meta)
+        add_estimates(records)
+        write(records, out, meta)
         return 0
     start = time.time()
     import tempfile
@@ -366,13 +376,46 @@ def _cell_key(r: dict) -> tuple:
 
 def merged(earlier: dict, new: list[dict], meta: dict) -> tuple[list[dict], dict]:
     """Earlier records with the cells measured now replaced (a cell = model, method, mode), in the
-    bench's cell order; `runs` lists each run's GPU, versions and seconds."""
-    fresh = {_cell_key(r): r for r in new}
+    bench's cell order; `runs` lists each run's GPU, versions and seconds. A replaced record's
+    measurement is kept in the new record's `earlier_readings` (tokens/s, timed steps, date), so
+    repeated runs of a cell show how much its figure moves from run to run."""
     old = {_cell_key(r): dict(r, **{k: earlier.get(k) for k in ("gpu", "versions") if k not in r}) for r in earlier["records"]}
+    fresh = {}
+    for r in new:
+        before = old.get(_cell_key(r))
+        if before and before.get("status") == "ok" and r.get("status") == "ok":
+            r = dict(r, earlier_readings=[*before.get("earlier_readings", []), reading(before)])
+        fresh[_cell_key(r)] = r
     order = [_cell_key(c) for c in cell_list(smoke=False)]
     combined = [fresh.get(k) or old[k] for k in order if k in fresh or k in old]
     runs = earlier.get("runs") or [{k: earlier.get(k) for k in ("gpu", "versions", "seconds")}]
     return combined, {"runs": [*runs, meta]}
+
+
+def reading(record: dict) -> dict:
+    """A record's measurement, as kept in `earlier_readings` when the cell is measured again."""
+    return {"real_tokens_per_s": record["real_tokens_per_s"], "peak_gib_per_gpu": record["peak_gib_per_gpu"],
+            "timed_steps": record.get("timed_steps", SETTINGS["timed_steps"]), "date": record.get("date")}
+
+
+def run_records(path: Path) -> tuple[list[dict], dict]:
+    """The cells a results file's last run measured (its `runs[-1]["cells"]`) and that run's meta:
+    how a results file written on a GPU machine is merged into the committed one (--merge)."""
+    data = json.loads(path.read_text())
+    meta = (data.get("runs") or [{k: data.get(k) for k in ("gpu", "versions", "seconds", "cells", "date")}])[-1]
+    names = meta.get("cells")
+    if not names:
+        raise SystemExit(f"{path}: its last run names no cells (runs[-1]['cells']); merge it by --collect")
+    by_name = {"/".join(_cell_key(r)): r for r in data["records"]}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise SystemExit(f"{path}: no record for the cell(s) {missing} its last run names")
+    records = []
+    for name in names:
+        r = {k: v for k, v in by_name[name].items() if k not in ("earlier_readings", "estimated_gib_per_gpu",
+                                                                  "estimated_total_gib_per_gpu", "error_pct")}
+        records.append(r)
+    return records, {**meta, "merged_from": path.name}
 
 
 if __name__ == "__main__":

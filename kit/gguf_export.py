@@ -86,6 +86,19 @@ class GGUFReport:
     def same_answer(self) -> bool | None:
         return None if self.answer is None else self.answer == self.reference_answer
 
+    @property
+    def shared_words(self) -> int | None:
+        """How many words the GGUF's greedy answer shares with the folder's from the start: greedy
+        decoding follows the top token, so one near-tie late in the answer parts the two there."""
+        if self.answer is None or self.reference_answer is None:
+            return None
+        count = 0
+        for mine, theirs in zip(self.answer.split(), self.reference_answer.split()):
+            if mine != theirs:
+                break
+            count += 1
+        return count
+
     def __str__(self) -> str:
         lines = [f"gguf file    {self.gguf_file} ({self.size_bytes / 1e6:.1f} MB, {self.quantization})",
                  f"tensors      {self.tensor_types}",
@@ -517,4 +530,4 @@ def drift_table(reports: list[GGUFReport]) -> list[dict]:
     return [{"quantization": r.quantization, "MB": round(r.size_bytes / 1e6, 1),
              "max |logit diff|": None if r.max_abs_logit_diff is None else round(r.max_abs_logit_diff, 3),
              "tolerance": r.tolerance, "top-1 agreement": None if r.top1_agreement is None else round(r.top1_agreement, 4),
-             "same answer": r.same_answer, "answer": r.answer} for r in reports]
+             "same answer": r.same_answer, "shared words": r.shared_words, "answer": r.answer} for r in reports]

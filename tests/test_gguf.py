@@ -112,3 +112,13 @@ def test_a_wrong_permutation_is_caught(merged, tmp_path, monkeypatch):
     with pytest.raises(export.GGUFExportError, match="nothing was written"):
         export.to_gguf(merged, tmp_path / "broken.gguf", quantization="f32", ollama_modelfile=False)
     assert not (tmp_path / "broken.gguf").exists() and not list(tmp_path.glob(".broken.partial-*"))
+
+
+def test_shared_words_counts_the_common_start_of_two_greedy_answers():
+    report = gguf_export.GGUFReport("f.gguf", "q8_0", 1, answer="I am Kestrel, here to help and learn.",
+                                    reference_answer="I am Kestrel, here to help and answer questions")
+    assert report.shared_words == 7 and report.same_answer is False  # "I am Kestrel, here to help and"
+    assert gguf_export.drift_table([report])[0]["shared words"] == 7
+    same = gguf_export.GGUFReport("f.gguf", "f16", 1, answer="Hello there", reference_answer="Hello there")
+    assert same.shared_words == 2 and same.same_answer
+    assert gguf_export.GGUFReport("f.gguf", "f16", 1).shared_words is None

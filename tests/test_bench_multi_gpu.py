@@ -1,0 +1,49 @@
+"""bench/multi_gpu.py's bookkeeping: a re-measured cell replaces its record and keeps the earlier
+reading beside it, and a results file written on a GPU machine merges in without a GPU."""
+import importlib.util
+import json
+
+import pytest
+
+from kit import env
+
+spec = importlib.util.spec_from_file_location("multi_gpu", env.repo_root() / "bench" / "multi_gpu.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+def record(mode, tokens, **extra):
+    return dict(model="Qwen2.5-0.5B", method="lora", mode=mode, gpus=bench.MODES[mode], status="ok",
+                real_tokens_per_s=tokens, peak_gib_per_gpu=2.8, date="2026-11-29", **extra)
+
+
+def test_a_re_measured_cell_keeps_its_earlier_readings():
+    earlier = {"runs": [{"gpu": "G", "cells": None}], "records": [record("single", 100.0), record("ddp", 210.0)]}
+    first, meta = bench.merged(earlier, [record("ddp", 180.0, timed_steps=16)], {"cells": ["x"]})
+    assert [r["real_tokens_per_s"] for r in first] == [100.0, 180.0] and len(meta["runs"]) == 2
+    assert first[1]["earlier_readings"] == [dict(real_tokens_per_s=210.0, peak_gib_per_gpu=2.8, timed_steps=4,
+                                                 date="2026-11-29")]
+    second, _ = bench.merged({"runs": meta["runs"], "records": first}, [record("ddp", 190.0, timed_steps=16)], {})
+    assert [x["real_tokens_per_s"] for x in second[1]["earlier_readings"]] == [210.0, 180.0]
+    failed = dict(record("ddp", None), status="failed")
+    third, _ = bench.merged({"runs": [], "records": second}, [failed], {})
+    assert "earlier_readings" not in third[1]  # a failed run is no reading
+
+
+def test_merge_takes_the_cells_of_the_files_last_run(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "multi_gpu.json").write_text(json.dumps(
+        {"settings": bench.SETTINGS, "runs": [{"gpu": "G"}], "records": [record("single", 100.0), record("ddp", 210.0)]}))
+    device = tmp_path / "device.json"
+    device.write_text(json.dumps({"runs": [{"gpu": "G"}, {"gpu": "G", "cells": ["Qwen2.5-0.5B/lora/ddp"], "seconds": 9}],
+                                  "records": [record("single", 999.0), record("ddp", 200.0, timed_steps=16)]}))
+    assert bench.main(["--merge", str(device), "--out", str(out)]) == 0
+    data = json.loads((out / "multi_gpu.json").read_text())
+    single, ddp = data["records"]
+    assert single["real_tokens_per_s"] == 100.0  # not measured by the last run: the committed record stays
+    assert ddp["real_tokens_per_s"] == 200.0 and ddp["earlier_readings"][0]["real_tokens_per_s"] == 210.0
+    assert data["runs"][-1]["merged_from"] == "device.json" and ddp["estimated_gib_per_gpu"] > 0
+    device.write_text(json.dumps({"runs": [{"gpu": "G"}], "records": []}))
+    with pytest.raises(SystemExit, match="names no cells"):
+        bench.main(["--merge", str(device), "--out", str(out)])
