@@ -68,7 +68,18 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="lesson name prefixes (00, 01, studio, ...)")
     parser.add_argument("--merge", action="store_true", help="keep the earlier entries of lessons not run now")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--merge-from", metavar="FILE",
+                        help="merge FILE's lessons (a course_full_gpu.json written on a GPU machine) into "
+                             "<out>/course_full_gpu.json: its entries replace those of the same lessons; no run")
     args = parser.parse_args(argv)
+    out = Path(args.out) / "course_full_gpu.json"
+    if args.merge_from:
+        earlier = json.loads(out.read_text())["lessons"] if out.exists() else []
+        lessons = merge(earlier, json.loads(Path(args.merge_from).read_text())["lessons"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"mode": "full", "lessons": lessons}, indent=1, ensure_ascii=False) + "\n")
+        print(f"{out}: {sum(r['ok'] for r in lessons)}/{len(lessons)} notebooks ok")
+        return 0
 
     from kit import course
 
@@ -80,7 +91,6 @@ def main(argv=None) -> int:
     stamp = {**about, "date": time.strftime("%Y-%m-%d")}
     entries = [{k: v for k, v in asdict(r).items() if k in ("lesson", "seconds", "ok", "failed_cell", "error")} | stamp
                for r in results]
-    out = Path(args.out) / "course_full_gpu.json"
     earlier = json.loads(out.read_text())["lessons"] if args.merge and out.exists() else []
     lessons = merge(earlier, entries)
     out.parent.mkdir(parents=True, exist_ok=True)

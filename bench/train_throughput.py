@@ -25,6 +25,9 @@ LoRA r16 (alpha 32) on every linear layer, batch 16, one epoch, learning rate 1e
             root of how many more examples a step sees than a naive step (asked for by name).
             Suffixes: `_nogc` adds `disable_gradient_checkpointing: true` (the naive loop does not
             checkpoint either); `_lin` scales the learning rate linearly instead (fast_r4_nogc_lin).
+Any path + `_nocudnn` (naive_nocudnn, fast_r4_nogc_nocudnn): the same run with PyTorch's cuDNN
+attention backend turned off (`torch.backends.cuda.enable_cudnn_sdp(False)`), so SDPA takes another
+kernel. The profile of 2026-11-30 showed cuDNN attention's per-shape set-up at 16-30 % of the CPU time.
 
 Models are architectures from kit.memory.architectures with random weights (memory and speed do not
 depend on the values), saved with the built-in model's tokenizer. Measured: real tokens per second
@@ -233,10 +236,11 @@ def kit_config(job: dict):
                   lora_alpha=s["lora_alpha"], bf16=job["device"] == "cuda", logging_steps=s["logging_steps"],
                   save_strategy="no", report_to="none", plot_loss=False, output_dir=job["output_dir"],
                   overwrite_output_dir=True)
-    variant = fast_variant(job["path"])
-    if job["path"] in ("fast", "fast_b16") or variant:
+    path = base_path(job["path"])
+    variant = fast_variant(path)
+    if path in ("fast", "fast_b16") or variant:
         values.update(enable_liger_kernel=True if job["device"] == "cuda" else "auto", neat_packing=True)
-    if job["path"] == "fast":
+    if path == "fast":
         values.update(per_device_train_batch_size=equal_steps_batch(job))
     if variant:
         rows = variant["rows"]
@@ -257,6 +261,11 @@ def fast_variant(path: str) -> dict | None:
     if not match:
         return None
     return dict(rows=int(match["rows"]), nogc=bool(match["nogc"]), linear=bool(match["lin"]))
+
+
+def base_path(path: str) -> str:
+    """The path without its `_nocudnn` suffix (a switch of the attention backend, not another path)."""
+    return path[: -len("_nocudnn")] if path.endswith("_nocudnn") else path
 
 
 def fast_rows(path: str) -> int | None:
@@ -393,9 +402,10 @@ def job_list(named: list[str] | None, models: list[str], paths: list[str]) -> li
     jobs = []
     for text in named:
         model, _, path = text.rpartition("/")
-        if (path not in PATHS + EXTRA_PATHS and not fast_rows(path)) or not model:
+        base = base_path(path)
+        if (base not in PATHS + EXTRA_PATHS and not fast_rows(base)) or not model:
             raise SystemExit(f"--jobs {text!r}: expected MODEL/PATH with PATH one of {PATHS + EXTRA_PATHS} "
-                             "or fast_rN[_nogc][_lin] (N packed rows per step)")
+                             "or fast_rN[_nogc][_lin] (N packed rows per step), each optionally + _nocudnn")
         jobs.append((model, path))
     return jobs
 
@@ -466,7 +476,12 @@ def main(argv=None) -> int:
 
     if args.worker:
         job = json.loads(args.worker)
-        result = run_naive(job) if job["path"] == "naive" else run_kit(job)
+        if job["path"].endswith("_nocudnn"):
+            import torch
+
+            torch.backends.cuda.enable_cudnn_sdp(False)
+        result = run_naive(job) if base_path(job["path"]) == "naive" else run_kit(job)
+        result["cudnn_sdp"] = not job["path"].endswith("_nocudnn")
         print("RESULT " + json.dumps(result), flush=True)
         return 0
 

@@ -1,6 +1,7 @@
 """bench/course_full_gpu.py's bookkeeping: a course run in parts keeps each lesson's own entry, and each
 entry names the commit it ran from."""
 import importlib.util
+import json
 import re
 
 from kit import env
@@ -28,3 +29,15 @@ def test_the_commit_comes_from_kit_commit_else_from_git(monkeypatch):
         assert re.fullmatch(r"[0-9a-f]{40}", found)
     else:
         assert found is None
+
+
+def test_merge_from_a_device_file_without_running(tmp_path):
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / "course_full_gpu.json").write_text(json.dumps({"mode": "full", "lessons": [
+        dict(lesson="08_pref", ok=True), dict(lesson="11_export", ok=True, commit="a")]}))
+    device = tmp_path / "device.json"
+    device.write_text(json.dumps({"mode": "full", "lessons": [dict(lesson="11_export", ok=False, commit="b")]}))
+    assert bench.main(["--merge-from", str(device), "--out", str(out)]) == 0
+    lessons = json.loads((out / "course_full_gpu.json").read_text())["lessons"]
+    assert lessons == [dict(lesson="08_pref", ok=True), dict(lesson="11_export", ok=False, commit="b")]

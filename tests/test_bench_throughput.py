@@ -88,3 +88,15 @@ def test_fast_variants_switch_checkpointing_and_scaling_by_name():
     assert config.neat_packing and config.enable_liger_kernel is True
     assert config.learning_rate == pytest.approx(1e-4 * 2 ** 0.5)
     assert bench.kit_config(dict(job, path="fast_r2")).disable_gradient_checkpointing is None
+
+
+def test_nocudnn_is_a_suffix_of_any_path():
+    assert bench.job_list(["A/naive_nocudnn", "A/fast_r4_nogc_nocudnn"], [], []) == [
+        ("A", "naive_nocudnn"), ("A", "fast_r4_nogc_nocudnn")]
+    assert bench.base_path("fast_r4_nogc_nocudnn") == "fast_r4_nogc" and bench.base_path("kit") == "kit"
+    with pytest.raises(SystemExit, match="_nocudnn"):
+        bench.job_list(["A/slow_nocudnn"], [], [])
+    job = dict(path="fast_r2_nogc_nocudnn", device="cuda", model_dir="m", dataset="d", dataset_dir="dd",
+               max_samples=None, output_dir="o", rows=6400, packed_rows=400, settings=bench.RUN)
+    config = bench.kit_config(job)
+    assert config.per_device_train_batch_size == 2 and config.disable_gradient_checkpointing and config.neat_packing
