@@ -4,6 +4,8 @@
     python bench/multi_gpu.py --smoke --out /tmp/mg                 # CPU plumbing check (gloo, tiny model)
     python bench/multi_gpu.py --reestimate bench/results/multi_gpu.json   # estimates from today's calculator
     python bench/multi_gpu.py --cells Qwen2.5-1.5B/full/zero3 --update   # re-measure cells, keep the rest
+    python bench/multi_gpu.py --modes single ddp --repeats 3 --update    # each cell 3 times, in rounds: medians
+    python bench/multi_gpu.py --merge GPU_OUT/multi_gpu.json             # merge a file written on the GPU machine
 
 Each cell is one `torchrun --nproc_per_node G bench/multi_gpu.py --worker CELL` process group: a
 bundled architecture (kit.memory.architectures) with random weights, prepared as LLaMA-Factory
@@ -181,8 +183,8 @@ def gpu_name() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
-def run_cell(cell: dict, tmp: Path) -> subprocess.Popen:
-    result = tmp / f"{cell['model']}_{cell['method']}_{cell['mode']}.json"
+def run_cell(cell: dict, tmp: Path, suffix: str = "") -> subprocess.Popen:
+    result = tmp / f"{cell['model']}_{cell['method']}_{cell['mode']}{suffix}.json"
     result.unlink(missing_ok=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="4", TOKENIZERS_PARALLELISM="false")
@@ -280,6 +282,9 @@ def main(argv=None) -> int:
                         help="merge into <out>/multi_gpu.json: the cells run now replace their earlier records, "
                              "the others are kept (each record names its own date, GPU and versions)")
     parser.add_argument("--timed-steps", type=int, help=f"optimizer steps timed per cell (default {SETTINGS['timed_steps']})")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="measure every cell this many times, in rounds (all cells, then all again); a record "
+                             "holds the median tokens/s and each round's reading in repeat_readings")
     parser.add_argument("--cells-dir", help="where each cell's log and result go (default: <out>/multi_gpu_cells)")
     parser.add_argument("--collect", metavar="CELLS_DIR",
                         help="build the records from a cells folder of an earlier run (its per-cell results), "
@@ -332,18 +337,24 @@ def main(argv=None) -> int:
         records = collected(order, Path(args.collect), earlier)
         meta = {"collected_from": str(args.collect), "cells": args.cells, "date": today}
     else:
-        records = []
-        for cell in order:
-            if time.time() - start > args.deadline:
-                records.append({k: cell[k] for k in ("model", "method", "mode", "gpus")} | {"status": "skipped"})
-                continue
-            records.append(collect(run_cell(cell, tmp), args.deadline - (time.time() - start)))
+        rounds = []
+        for repeat in range(args.repeats):  # round after round: single and DDP of a cell alternate in time
+            for cell in order:
+                if time.time() - start > args.deadline:
+                    if repeat == 0:
+                        rounds.append({k: cell[k] for k in ("model", "method", "mode", "gpus")} | {"status": "skipped"})
+                    continue
+                suffix = f"_r{repeat + 1}" if args.repeats > 1 else ""
+                rounds.append(collect(run_cell(cell, tmp, suffix), args.deadline - (time.time() - start)))
+        records = combine_repeats(order, rounds) if args.repeats > 1 else rounds
         gpu, vers = gpu_name(), versions()
         for r in records:
             r.setdefault("gpu", gpu)  # a worker writes its own; a cell that failed early did not
             r.setdefault("versions", vers)
         meta = {"gpu": gpu, "versions": vers, "seconds": round(time.time() - start), "cells": args.cells,
                 "date": today}
+        if args.repeats > 1:
+            meta["repeats"] = args.repeats
     for r in records:
         r.setdefault("date", today)
         print(r["model"], r["method"], r["mode"], r["status"], r.get("real_tokens_per_s"), r.get("peak_gib_per_gpu"),
@@ -353,6 +364,28 @@ def main(argv=None) -> int:
     add_estimates(records)
     write(records, out, meta)
     return 0
+
+
+def combine_repeats(cells: list[dict], rounds: list[dict]) -> list[dict]:
+    """One record per cell from its repeated measurements: the median tokens/s (the middle reading, or
+    the mean of the two middle ones), the largest peak, and every reading in order (repeat_readings).
+    A cell with no successful reading keeps its first record (failed, deadline or skipped)."""
+    records = []
+    for cell in cells:
+        mine = [r for r in rounds if _cell_key(r) == _cell_key(cell)]
+        if not mine:
+            continue
+        ok = [r for r in mine if r.get("status") == "ok"]
+        if not ok:
+            records.append(mine[0])
+            continue
+        speeds = sorted(r["real_tokens_per_s"] for r in ok)
+        middle = len(speeds) // 2
+        median = speeds[middle] if len(speeds) % 2 else (speeds[middle - 1] + speeds[middle]) / 2
+        records.append(dict(ok[0], real_tokens_per_s=round(median, 1),
+                            peak_gib_per_gpu=max(r["peak_gib_per_gpu"] for r in ok),
+                            repeat_readings=[r["real_tokens_per_s"] for r in ok], repeats_failed=len(mine) - len(ok)))
+    return records
 
 
 def collected(cells: list[dict], folder: Path, earlier: dict) -> list[dict]:

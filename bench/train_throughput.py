@@ -28,10 +28,13 @@ LoRA r16 (alpha 32) on every linear layer, batch 16, one epoch, learning rate 1e
 Any path + `_nocudnn` (naive_nocudnn, fast_r4_nogc_nocudnn): the same run with PyTorch's cuDNN
 attention backend turned off (`torch.backends.cuda.enable_cudnn_sdp(False)`), so SDPA takes another
 kernel. The profile of 2026-11-30 showed cuDNN attention's per-shape set-up at 16-30 % of the CPU time.
+A kit path + `+KEY=VALUE` ... sets TrainConfig fields on top (fast_r4_nogc+torch_compile=true,
+fast+dataloader_num_workers=2); the record's path is the whole name.
 
 Models are architectures from kit.memory.architectures with random weights (memory and speed do not
 depend on the values), saved with the built-in model's tokenizer. Measured: real tokens per second
-over the epoch (the Trainer's train_runtime; the naive loop's own wall time), peak
+over the epoch (the Trainer's train_runtime; the naive loop's own wall time), the seconds per step
+once warm (steady_s_per_step, from step steady_from_step on; first_steps_s before it), peak
 torch.cuda.max_memory_allocated, the first and the final logged loss. Writes
 <out>/train_throughput.json: [{model, path, real_tokens_per_s, peak_gib, first_loss, final_loss, gpu,
 versions, ...}]. Targets (issue 11): fast >= 2.0x naive real tokens/s at <= 0.5x naive peak memory.
@@ -204,6 +207,40 @@ class StepProfile:
         self.prof = None
 
 
+class StepClock:
+    """When each optimizer step ended (wall clock). `figures()` splits a run into its first steps
+    (start-up: compilation, cache warm-up) and the steady steps after them, so a run whose first steps
+    are slow (torch_compile) shows both what the whole run cost and what a step costs once warm."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.ends: list[float] = []
+
+    def step_ended(self) -> None:
+        self.ends.append(time.perf_counter())
+
+    def figures(self) -> dict:
+        steps = len(self.ends)
+        k0 = max(10, steps // 10)
+        if steps <= k0 + 1:
+            return {}
+        steady = (self.ends[-1] - self.ends[k0 - 1]) / (steps - k0)
+        return dict(steady_from_step=k0, steady_s_per_step=steady, first_steps_s=self.ends[k0 - 1] - self.start)
+
+
+def clock_callback(clock: StepClock):
+    from transformers import TrainerCallback
+
+    class Callback(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            clock.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            clock.step_ended()
+
+    return Callback()
+
+
 def profile_callback(profile: StepProfile):
     """The StepProfile as a transformers TrainerCallback (kit.train.run takes extra callbacks)."""
     from transformers import TrainerCallback
@@ -248,6 +285,7 @@ def kit_config(job: dict):
                       learning_rate=scaled_learning_rate(job, rows, linear=variant["linear"]))
         if variant["nogc"]:
             values.update(disable_gradient_checkpointing=True)
+    values.update(path_settings(job["path"]))
     return TrainConfig(**values)
 
 
@@ -264,8 +302,35 @@ def fast_variant(path: str) -> dict | None:
 
 
 def base_path(path: str) -> str:
-    """The path without its `_nocudnn` suffix (a switch of the attention backend, not another path)."""
+    """The path without its `+KEY=VALUE` settings and `_nocudnn` suffix (switches, not other paths)."""
+    path = path.split("+", 1)[0]
     return path[: -len("_nocudnn")] if path.endswith("_nocudnn") else path
+
+
+def cudnn_off(path: str) -> bool:
+    return path.split("+", 1)[0].endswith("_nocudnn")
+
+
+def path_settings(path: str) -> dict:
+    """The TrainConfig fields a path's `+KEY=VALUE` parts set (values read as YAML: true, 2, 1e-4)."""
+    import yaml
+
+    from kit.train import TrainConfig
+    from kit.train.config import ConfigError
+
+    settings = {}
+    for part in path.split("+")[1:]:
+        key, sep, text = part.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"path {path!r}: expected +KEY=VALUE, got +{part}")
+        settings[key] = yaml.safe_load(text)
+    try:
+        config = TrainConfig.from_dict(settings)
+    except (TypeError, ConfigError) as error:
+        raise SystemExit(f"path {path!r}: {error}") from None
+    if config.extra:
+        raise SystemExit(f"path {path!r}: {sorted(config.extra)} are not kit settings")
+    return settings
 
 
 def fast_rows(path: str) -> int | None:
@@ -294,11 +359,13 @@ def run_kit(job: dict) -> dict:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     profile = job_profile(job)
-    result = run(config, device=job["device"], live_plot=False,
-                 callbacks=[profile_callback(profile)] if profile else None)
+    clock = StepClock()
+    callbacks = [clock_callback(clock)] + ([profile_callback(profile)] if profile else [])
+    result = run(config, device=job["device"], live_plot=False, callbacks=callbacks)
     losses = result.losses
     runtime = result.metrics["train_runtime"]  # seconds inside Trainer.train (data loading included)
     return dict(real_tokens_per_s=job["real_tokens"] / runtime, seconds=runtime, steps=result.global_step,
+                **clock.figures(),
                 rows_per_step=config.per_device_train_batch_size, learning_rate=config.learning_rate,
                 gradient_checkpointing=use_gradient_checkpointing(config, job["device"]),
                 peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
@@ -342,6 +409,7 @@ def run_naive(job: dict) -> dict:
         torch.cuda.reset_peak_memory_stats()
     start = time.time()
     profile = job_profile(job)
+    clock = StepClock()
     for index, batch in enumerate(batches):
         if profile:
             profile.step_begins(index)
@@ -362,13 +430,14 @@ def run_naive(job: dict) -> dict:
         sched.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
+        clock.step_ended()
         if profile:
             profile.step_ended(index)
     if cuda:
         torch.cuda.synchronize()
     seconds = time.time() - start
     window = s["logging_steps"]
-    return dict(real_tokens_per_s=job["real_tokens"] / seconds, seconds=seconds, steps=len(batches),
+    return dict(real_tokens_per_s=job["real_tokens"] / seconds, seconds=seconds, steps=len(batches), **clock.figures(),
                 peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
                 first_loss=losses[0], final_loss=sum(losses[-window:]) / len(losses[-window:]))
 
@@ -405,7 +474,11 @@ def job_list(named: list[str] | None, models: list[str], paths: list[str]) -> li
         base = base_path(path)
         if (base not in PATHS + EXTRA_PATHS and not fast_rows(base)) or not model:
             raise SystemExit(f"--jobs {text!r}: expected MODEL/PATH with PATH one of {PATHS + EXTRA_PATHS} "
-                             "or fast_rN[_nogc][_lin] (N packed rows per step), each optionally + _nocudnn")
+                             "or fast_rN[_nogc][_lin] (N packed rows per step), each optionally + _nocudnn, "
+                             "and a kit path optionally +KEY=VALUE")
+        if "+" in path and base == "naive":
+            raise SystemExit(f"--jobs {text!r}: +KEY=VALUE sets kit settings; the naive loop has none")
+        path_settings(path)
         jobs.append((model, path))
     return jobs
 
@@ -476,12 +549,12 @@ def main(argv=None) -> int:
 
     if args.worker:
         job = json.loads(args.worker)
-        if job["path"].endswith("_nocudnn"):
+        if cudnn_off(job["path"]):
             import torch
 
             torch.backends.cuda.enable_cudnn_sdp(False)
         result = run_naive(job) if base_path(job["path"]) == "naive" else run_kit(job)
-        result["cudnn_sdp"] = not job["path"].endswith("_nocudnn")
+        result["cudnn_sdp"] = not cudnn_off(job["path"])
         print("RESULT " + json.dumps(result), flush=True)
         return 0
 

@@ -78,3 +78,36 @@ def test_liger_auto_falls_back_with_a_note(capsys):
     assert "enable_liger_kernel: auto" in config.to_yaml()
     with pytest.raises(ConfigError, match="enable_liger_kernel"):
         TrainConfig.from_dict({"enable_liger_kernel": "maybe"})
+
+
+@pytest.mark.slow
+def test_a_dataloader_worker_batches_exactly_as_the_training_process(tmp_path):
+    here = first_loss(run(one_step(tmp_path, "here", neat_packing=True)))
+    worker = first_loss(run(one_step(tmp_path, "worker", neat_packing=True, dataloader_num_workers=1)))
+    assert worker == pytest.approx(here, rel=1e-6)
+
+
+def test_torch_compile_and_dataloader_workers_are_settings_not_extras():
+    from kit.train import runner
+
+    config = TrainConfig.from_dict({"torch_compile": True, "dataloader_num_workers": 2})
+    assert config.extra == {} and config.torch_compile is True
+    args = runner.training_arguments(config, "cpu")
+    assert args["torch_compile"] is True and args["dataloader_num_workers"] == 2
+    assert runner.training_arguments(TrainConfig(), "cpu")["torch_compile"] is False  # off unless asked
+    with pytest.raises(ConfigError, match="dataloader_num_workers"):
+        TrainConfig(dataloader_num_workers=-1).validate()
+
+
+def test_a_compiled_run_pads_packed_rows_to_one_shape():
+    class Tok:
+        pad_token_id = 0
+
+    rows = [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7], "attention_mask": [1, 1, 2]},
+            {"input_ids": [8, 9], "labels": [-100, 9], "attention_mask": [1, 1]}]
+    plain = accel.packing_collator(TrainConfig(cutoff_len=8), Tok(), "sdpa")(rows)
+    assert plain["input_ids"].shape == (2, 3)                      # the longest row in the batch
+    for config in (TrainConfig(cutoff_len=8, torch_compile=True), TrainConfig(cutoff_len=8, torch_compile_mode="default")):
+        batch = accel.packing_collator(config, Tok(), "sdpa")(rows)
+        assert batch["input_ids"].shape == (2, 8) and batch["attention_mask"].shape == (2, 1, 8, 8)
+        assert batch["labels"][1].tolist() == [-100, 9] + [-100] * 6 and batch["position_ids"][0].tolist()[:3] == [0, 1, 0]

@@ -47,3 +47,19 @@ def test_merge_takes_the_cells_of_the_files_last_run(tmp_path):
     device.write_text(json.dumps({"runs": [{"gpu": "G"}], "records": []}))
     with pytest.raises(SystemExit, match="names no cells"):
         bench.main(["--merge", str(device), "--out", str(out)])
+
+
+def test_repeated_cells_keep_the_median_and_every_reading():
+    single, ddp = dict(model="m", method="lora", mode="single"), dict(model="m", method="lora", mode="ddp")
+    rounds = [dict(single, status="ok", real_tokens_per_s=100.0, peak_gib_per_gpu=2.0),
+              dict(ddp, status="ok", real_tokens_per_s=150.0, peak_gib_per_gpu=2.1),
+              dict(single, status="ok", real_tokens_per_s=130.0, peak_gib_per_gpu=2.2),
+              dict(ddp, status="failed", real_tokens_per_s=None, peak_gib_per_gpu=None),
+              dict(single, status="ok", real_tokens_per_s=90.0, peak_gib_per_gpu=2.0),
+              dict(ddp, status="ok", real_tokens_per_s=210.0, peak_gib_per_gpu=2.1)]
+    one, two = bench.combine_repeats([single, ddp], rounds)
+    assert one["real_tokens_per_s"] == 100.0 and one["repeat_readings"] == [100.0, 130.0, 90.0]
+    assert one["peak_gib_per_gpu"] == 2.2 and one["repeats_failed"] == 0
+    assert two["real_tokens_per_s"] == 180.0 and two["repeats_failed"] == 1  # median of two: their mean
+    never = bench.combine_repeats([single], [dict(single, status="deadline", real_tokens_per_s=None)])
+    assert never == [dict(single, status="deadline", real_tokens_per_s=None)]

@@ -1,6 +1,7 @@
 """bench/train_throughput.py's bookkeeping: which jobs run, how re-measured records replace old ones,
 and how many packed rows the step-matched fast path puts in a step."""
 import importlib.util
+import json
 
 import pytest
 
@@ -100,3 +101,48 @@ def test_nocudnn_is_a_suffix_of_any_path():
                max_samples=None, output_dir="o", rows=6400, packed_rows=400, settings=bench.RUN)
     config = bench.kit_config(job)
     assert config.per_device_train_batch_size == 2 and config.disable_gradient_checkpointing and config.neat_packing
+
+
+def test_plus_key_value_sets_kit_fields_on_a_path():
+    assert bench.job_list(["A/fast_r4_nogc_nocudnn+torch_compile=true"], [], []) == [
+        ("A", "fast_r4_nogc_nocudnn+torch_compile=true")]
+    assert bench.base_path("fast_r4_nogc_nocudnn+torch_compile=true") == "fast_r4_nogc"
+    assert bench.cudnn_off("fast_nocudnn+dataloader_num_workers=2") and not bench.cudnn_off("fast+x=1_nocudnn")
+    assert bench.path_settings("fast+torch_compile=true+dataloader_num_workers=2") == dict(
+        torch_compile=True, dataloader_num_workers=2)
+    with pytest.raises(SystemExit, match="naive loop"):
+        bench.job_list(["A/naive+torch_compile=true"], [], [])
+    with pytest.raises(SystemExit, match="torch_compil"):
+        bench.job_list(["A/fast+torch_compil=true"], [], [])
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        bench.job_list(["A/fast+torch_compile"], [], [])
+    job = dict(path="fast_r2+dataloader_num_workers=2", device="cuda", model_dir="m", dataset="d", dataset_dir="dd",
+               max_samples=None, output_dir="o", rows=6400, packed_rows=400, settings=bench.RUN)
+    config = bench.kit_config(job)
+    assert config.dataloader_num_workers == 2 and config.per_device_train_batch_size == 2
+
+
+@pytest.mark.slow
+def test_a_compiled_kit_run_trains_the_same_numbers(tmp_path):
+    """The smoke bench (a 2-layer model, CPU): torch_compile (rows padded to cutoff_len) gives the
+    uncompiled run's first and final loss."""
+    out = tmp_path / "out"
+    assert bench.main(["--smoke", "--out", str(out), "--work", str(tmp_path / "work"),
+                       "--jobs", "SmolLM2-135M/fast_r2", "SmolLM2-135M/fast_r2+torch_compile=true"]) == 0
+    plain, compiled = json.loads((out / "train_throughput.json").read_text())
+    assert plain["status"] == compiled["status"] == "ok", (plain.get("note"), compiled.get("note"))
+    assert compiled["steps"] == plain["steps"]
+    assert compiled["first_loss"] == pytest.approx(plain["first_loss"], rel=1e-4)
+    assert compiled["final_loss"] == pytest.approx(plain["final_loss"], rel=1e-3)
+
+
+def test_step_clock_separates_the_first_steps_from_the_steady_ones():
+    clock = bench.StepClock()
+    clock.start = 0.0
+    clock.ends = [5.0 + 0.5 * k for k in range(40)]  # a slow start (5 s), then 0.5 s a step
+    figures = clock.figures()
+    assert figures["steady_from_step"] == 10 and figures["steady_s_per_step"] == pytest.approx(0.5)
+    assert figures["first_steps_s"] == pytest.approx(9.5)
+    short = bench.StepClock()
+    short.ends = [1.0] * 5
+    assert short.figures() == {}  # too few steps to tell

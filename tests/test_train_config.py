@@ -17,8 +17,8 @@ def test_reads_llamafactory_example_and_reports_unknown_keys(tmp_path):
     path.write_text(LF_LORA_SFT)
     with pytest.warns(UserWarning, match="ddp_timeout"):
         config = TrainConfig.from_yaml(path)
-    assert config.unknown_keys == ["overwrite_cache", "preprocessing_num_workers", "dataloader_num_workers",
-                                   "save_only_model", "ddp_timeout"]
+    assert config.unknown_keys == ["overwrite_cache", "preprocessing_num_workers", "save_only_model", "ddp_timeout"]
+    assert config.dataloader_num_workers == 4  # a kit setting: batches made in 4 worker processes
     assert config.extra["ddp_timeout"] == 180000000
     assert (config.lora_rank, config.learning_rate, config.warmup_ratio, config.bf16) == (8, 1e-4, 0.1, True)
     assert config.dataset == "identity,alpaca_en_demo" and config.template == "llama3"

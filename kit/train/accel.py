@@ -195,6 +195,14 @@ class NeatPackingCollator:
         return batch
 
 
+def packing_collator(config, tokenizer, attn_implementation: str | None) -> NeatPackingCollator:
+    """The neat-packing collator for a config. A compiled model re-traces (and, with CUDA graphs,
+    re-records) for every new input shape, so a compiled run pads every packed row to cutoff_len:
+    all its steps then have one shape."""
+    compiled = config.torch_compile or config.torch_compile_mode is not None
+    return NeatPackingCollator(tokenizer, attn_implementation, pad_to_multiple_of=config.cutoff_len if compiled else None)
+
+
 def causal_lm_trainer(ctx, train, evaluation):
     """A transformers Trainer for token-level stages (sft, pt): batches padded by
     DataCollatorForSeq2Seq (labels with IGNORE_INDEX), or by NeatPackingCollator when neat_packing."""
@@ -202,7 +210,7 @@ def causal_lm_trainer(ctx, train, evaluation):
 
     collator = DataCollatorForSeq2Seq(ctx.tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
     if ctx.config.neat_packing:
-        collator = NeatPackingCollator(ctx.tokenizer, getattr(ctx.model.config, "_attn_implementation", None))
+        collator = packing_collator(ctx.config, ctx.tokenizer, getattr(ctx.model.config, "_attn_implementation", None))
     return Trainer(model=ctx.model, args=ctx.make_training_arguments(), train_dataset=train,
                    eval_dataset=evaluation, data_collator=collator, processing_class=ctx.tokenizer,
                    callbacks=ctx.callbacks)

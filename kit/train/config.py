@@ -240,6 +240,22 @@ class TrainingArguments:
     weight_decay: float = _f(0.0, "AdamW weight decay.", "Weight decay", "权重衰减", min=0.0, help_zh="AdamW 权重衰减。")
     optim: str = _f("adamw_torch", "Optimizer name (transformers); GaLore sets its own.", "Optimizer",
                     "优化器", help_zh="优化器名（transformers）；GaLore 会设置自己的优化器。")
+    torch_compile: bool = _f(False, "Compile the model with torch.compile (transformers' argument, which "
+                             "LLaMA-Factory passes on): the first steps are slow while it compiles, later ones "
+                             "launch fewer, fused kernels. Not measured in this course yet.", "Torch compile",
+                             "torch.compile 编译", help_zh="用 torch.compile 编译模型（transformers 的参数，LLaMA-Factory 原样传递）：开头几步编译较慢，之后启动更少、融合过的内核。本课程尚未实测。")
+    torch_compile_mode: str | None = _f(None, "torch.compile's mode (transformers' argument; setting it turns "
+                                        "torch_compile on): default, reduce-overhead (CUDA graphs: replays a "
+                                        "step's kernels without launching each from Python), max-autotune, "
+                                        "max-autotune-no-cudagraphs. With neat_packing, compiled runs pad every "
+                                        "packed row to cutoff_len, so each step has the same shape.",
+                                        "Torch compile mode", "torch.compile 模式",
+                                        choices=[None, "default", "reduce-overhead", "max-autotune",
+                                                 "max-autotune-no-cudagraphs"],
+                                        help_zh="torch.compile 的模式（transformers 的参数；设置后自动开启编译）：default、reduce-overhead（CUDA Graph：整步重放内核，不再逐个从 Python 启动）、max-autotune、max-autotune-no-cudagraphs。与 neat_packing 同用时，每个打包行都补齐到 cutoff_len，使每步形状相同。")
+    dataloader_num_workers: int = _f(0, "Worker processes that batch the data beside training (transformers' "
+                                     "argument); 0 = in the training process.", "Dataloader workers",
+                                     "数据加载进程数", min=0, help_zh="在训练之外并行组批的进程数（transformers 的参数）；0 = 在训练进程内组批。")
     neftune_noise_alpha: float | None = _f(None, "NEFTune: noise added to embeddings during training "
                                            "(e.g. 5); None = off.", "NEFTune alpha", "NEFTune 噪声参数",
                                            min=0.0, help_zh="NEFTune：训练时给嵌入加的噪声（如 5）；留空 = 关闭。")

@@ -197,7 +197,9 @@ def training_arguments(config: TrainConfig, device: str) -> dict:
         bf16=config.bf16 and not config.pure_bf16, fp16=config.fp16,
         neftune_noise_alpha=config.neftune_noise_alpha or None,
         remove_unused_columns=False, label_names=["labels"], use_cpu=device == "cpu",
-        dataloader_num_workers=0, save_only_model=False,
+        dataloader_num_workers=config.dataloader_num_workers, save_only_model=False,
+        torch_compile=config.torch_compile or config.torch_compile_mode is not None,
+        torch_compile_mode=config.torch_compile_mode,
     )
     if config.use_galore:
         if importlib.util.find_spec("galore_torch") is None:
