@@ -41,8 +41,13 @@ def tokenize(text: str, mode: str = "chars") -> list[str]:
         return _TOKEN.findall(text.lower())
     if mode == "jieba":
         import logging
+        import warnings
 
-        import jieba
+        with warnings.catch_warnings():
+            # jieba's import warns about its own code on newer Pythons (pkg_resources deprecated; invalid
+            # escape sequences when its files are compiled at first import): nothing the learner did
+            warnings.simplefilter("ignore")
+            import jieba
 
         jieba.setLogLevel(logging.WARNING)
         return [w for w in (t.strip().lower() for t in jieba.lcut(text)) if w and _TOKEN.search(w)]

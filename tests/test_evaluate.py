@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from kit import evaluate, models, templates
+from kit import env, evaluate, models, templates
 
 ROWS = [
     {"messages": [{"role": "user", "content": "What is the capital of France?"},
@@ -109,3 +109,24 @@ def test_evaluate_base_vs_adapter_and_table(builtin, tokenizer, tmp_path):
     assert table.splitlines()[0] == "| model | eval_loss | perplexity | bleu-4 | rouge-1 | rouge-2 | rouge-l |"
     assert "| base |" in table and "| tuned |" in table
     assert base.save_predictions(tmp_path / "base.jsonl").exists()
+
+
+def test_jiebas_own_import_warnings_do_not_reach_the_learner(tmp_path):
+    """On Python 3.12 jieba warns at import (pkg_resources deprecated, invalid escapes): the kit's call
+    keeps the output quiet. A stand-in jieba that warns at import, with warnings as errors."""
+    import subprocess
+    import sys
+
+    fake = tmp_path / "jieba"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import warnings\nwarnings.warn('pkg_resources is deprecated as an API', UserWarning)\n"
+        "warnings.warn('invalid escape sequence', SyntaxWarning)\n"
+        "def setLogLevel(level):\n    pass\n"
+        "def lcut(text):\n    return [text[:2], text[2:]]\n")
+    code = "from kit import evaluate; print(evaluate.tokenize('今天天气', 'jieba'))"
+    env_vars = dict(__import__("os").environ, PYTHONPATH=f"{tmp_path}:{env.repo_root()}")
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True,
+                          env=env_vars, timeout=120)
+    assert done.returncode == 0, done.stderr[-800:]
+    assert done.stdout.strip() == "['今天', '天气']" and "Warning" not in done.stderr
