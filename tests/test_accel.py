@@ -111,3 +111,25 @@ def test_a_compiled_run_pads_packed_rows_to_one_shape():
         batch = accel.packing_collator(config, Tok(), "sdpa")(rows)
         assert batch["input_ids"].shape == (2, 8) and batch["attention_mask"].shape == (2, 1, 8, 8)
         assert batch["labels"][1].tolist() == [-100, 9] + [-100] * 6 and batch["position_ids"][0].tolist()[:3] == [0, 1, 0]
+
+
+def test_block_diagonal_mask_is_the_definition_on_packed_rows():
+    """The band formula against the mask's definition (same example, causal; padding sees itself)."""
+    import random
+
+    import torch
+
+    rng = random.Random(0)
+    features = {"input_ids": [], "labels": []}
+    for _ in range(40):
+        n = rng.randint(1, 30)
+        features["input_ids"].append([1] * n)
+        features["labels"].append([1] * n)
+    rows = accel.pack_neat(features, cutoff_len=64)["attention_mask"]
+    segs = [row + [0] * (64 - len(row)) for row in rows]
+    seg = torch.tensor(segs)
+    same = (seg[:, :, None] == seg[:, None, :]) & (seg[:, :, None] > 0)
+    reference = ((same & torch.ones(64, 64, dtype=torch.bool).tril()) | torch.eye(64, dtype=torch.bool))[:, None]
+    assert len(segs) > 5 and torch.equal(accel.block_diagonal_mask(segs), reference)
+    additive = accel.block_diagonal_mask(segs[:1], torch.float32)
+    assert additive.dtype == torch.float32 and torch.equal(additive == 0, reference[:1])

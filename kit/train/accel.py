@@ -141,14 +141,21 @@ def position_ids_from_segments(segments: list[int]) -> list[int]:
 def block_diagonal_mask(segments, dtype=None):
     """[batch, 1, seq, seq] mask: query i sees key j iff j <= i and both belong to the same example.
     A padding token sees only itself (an all-masked row would give NaN in SDPA). bool (True = attend)
-    when dtype is None, else additive (0 / dtype's minimum) for eager attention."""
+    when dtype is None, else additive (0 / dtype's minimum) for eager attention.
+
+    Each example is one contiguous run of its segment id (as pack_neat writes them), so the keys a
+    query i sees are the band start_i <= j <= i, where start_i = i - (i's position in its example):
+    two comparisons per entry, computed in a few milliseconds per 4 x 1024 batch on a CPU (the
+    collator runs on the training process's critical path)."""
     import torch
 
     seg = torch.as_tensor(segments)
     seq = seg.shape[-1]
-    causal = torch.ones(seq, seq, dtype=torch.bool).tril()
-    same = (seg[:, :, None] == seg[:, None, :]) & (seg[:, :, None] > 0)
-    mask = (same & causal) | torch.eye(seq, dtype=torch.bool)
+    index = torch.arange(seq)
+    positions = torch.as_tensor([position_ids_from_segments(row) for row in seg.tolist()])
+    start = torch.where(seg > 0, index - positions, index)  # padding (segment 0): itself only
+    keys = index[None, None, :]
+    mask = (keys <= index[None, :, None]) & (keys >= start[:, :, None])
     mask = mask[:, None]
     if dtype is None:
         return mask
