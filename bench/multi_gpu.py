@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -379,9 +380,7 @@ def combine_repeats(cells: list[dict], rounds: list[dict]) -> list[dict]:
         if not ok:
             records.append(mine[0])
             continue
-        speeds = sorted(r["real_tokens_per_s"] for r in ok)
-        middle = len(speeds) // 2
-        median = speeds[middle] if len(speeds) % 2 else (speeds[middle - 1] + speeds[middle]) / 2
+        median = statistics.median(r["real_tokens_per_s"] for r in ok)
         records.append(dict(ok[0], real_tokens_per_s=round(median, 1),
                             peak_gib_per_gpu=max(r["peak_gib_per_gpu"] for r in ok),
                             repeat_readings=[r["real_tokens_per_s"] for r in ok], repeats_failed=len(mine) - len(ok)))

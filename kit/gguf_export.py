@@ -364,9 +364,9 @@ def load_gguf(gguf_file, dtype=None):
     """(model, tokenizer) from a GGUF file through transformers' GGUF reader (weights dequantized)."""
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
     from kit import models
-    from transformers.utils import logging as hf_logging
 
     gguf_file = Path(gguf_file)
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()

@@ -138,7 +138,7 @@ def position_ids_from_segments(segments: list[int]) -> list[int]:
     return out
 
 
-def block_diagonal_mask(segments, dtype=None):
+def block_diagonal_mask(segments, dtype=None, positions=None):
     """[batch, 1, seq, seq] mask: query i sees key j iff j <= i and both belong to the same example.
     A padding token sees only itself (an all-masked row would give NaN in SDPA). bool (True = attend)
     when dtype is None, else additive (0 / dtype's minimum) for eager attention.
@@ -146,13 +146,16 @@ def block_diagonal_mask(segments, dtype=None):
     Each example is one contiguous run of its segment id (as pack_neat writes them), so the keys a
     query i sees are the band start_i <= j <= i, where start_i = i - (i's position in its example):
     two comparisons per entry, computed in a few milliseconds per 4 x 1024 batch on a CPU (the
-    collator runs on the training process's critical path)."""
+    collator runs on the training process's critical path). positions: the rows' position ids when
+    the caller has them (position_ids_from_segments), else computed here."""
     import torch
 
     seg = torch.as_tensor(segments)
     seq = seg.shape[-1]
     index = torch.arange(seq)
-    positions = torch.as_tensor([position_ids_from_segments(row) for row in seg.tolist()])
+    if positions is None:
+        positions = [position_ids_from_segments(row) for row in seg.tolist()]
+    positions = torch.as_tensor(positions)
     start = torch.where(seg > 0, index - positions, index)  # padding (segment 0): itself only
     keys = index[None, None, :]
     mask = (keys <= index[None, :, None]) & (keys >= start[:, :, None])
@@ -198,16 +201,22 @@ class NeatPackingCollator:
                  "position_ids": torch.tensor(positions)}
         if self.attn == "flash_attention_2":
             return batch  # transformers finds the example boundaries from the restarting position ids
-        batch["attention_mask"] = block_diagonal_mask(segs, None if self.attn != "eager" else torch.float32)
+        batch["attention_mask"] = block_diagonal_mask(segs, None if self.attn != "eager" else torch.float32,
+                                                      positions=batch["position_ids"])
         return batch
+
+
+def compiled(config) -> bool:
+    """Whether the run compiles the model: torch_compile, or a torch_compile_mode (which implies it)."""
+    return bool(config.torch_compile or config.torch_compile_mode is not None)
 
 
 def packing_collator(config, tokenizer, attn_implementation: str | None) -> NeatPackingCollator:
     """The neat-packing collator for a config. A compiled model re-traces (and, with CUDA graphs,
     re-records) for every new input shape, so a compiled run pads every packed row to cutoff_len:
     all its steps then have one shape."""
-    compiled = config.torch_compile or config.torch_compile_mode is not None
-    return NeatPackingCollator(tokenizer, attn_implementation, pad_to_multiple_of=config.cutoff_len if compiled else None)
+    return NeatPackingCollator(tokenizer, attn_implementation,
+                               pad_to_multiple_of=config.cutoff_len if compiled(config) else None)
 
 
 def causal_lm_trainer(ctx, train, evaluation):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit import env, marker
-from kit.train import distributed, monitor
+from kit.train import accel, distributed, monitor
 from kit.train.config import ConfigError, TrainConfig
 from kit.train.context import StageContext, get_stage
 
@@ -198,7 +198,7 @@ def training_arguments(config: TrainConfig, device: str) -> dict:
         neftune_noise_alpha=config.neftune_noise_alpha or None,
         remove_unused_columns=False, label_names=["labels"], use_cpu=device == "cpu",
         dataloader_num_workers=config.dataloader_num_workers, save_only_model=False,
-        torch_compile=config.torch_compile or config.torch_compile_mode is not None,
+        torch_compile=accel.compiled(config),
         torch_compile_mode=config.torch_compile_mode,
     )
     if config.use_galore:
@@ -266,7 +266,6 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
     overwrite = config.overwrite_output_dir if overwrite_output_dir is None else overwrite_output_dir
     checkpoint = distributed.prepare_output_dir(prepare_output_dir, config, overwrite, resume)  # rank 0 checks
     build_trainer = get_stage(config.stage)  # fails early for an unknown or missing stage
-    from kit.train import accel
 
     accel.check(config, device)  # e.g. Liger on a CPU: a clear ConfigError before anything loads
     from kit.train import checks
