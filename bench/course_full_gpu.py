@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kit.env import source_commit  # noqa: E402  (re-exported: the results name the commit they ran from)
+
 
 def machine() -> dict:
     import torch
@@ -37,23 +39,6 @@ def machine() -> dict:
     if commit:
         about["commit"] = commit
     return about
-
-
-def source_commit() -> str | None:
-    """The kit's commit the lessons ran from: $KIT_COMMIT (a copy of the tree without .git, as on
-    a lent GPU machine, is told it), else `git rev-parse HEAD`, else None."""
-    import os
-    import subprocess
-
-    if os.environ.get("KIT_COMMIT"):
-        return os.environ["KIT_COMMIT"]
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if done.returncode != 0:
-        return None
-    return done.stdout.strip() or None
 
 
 def merge(earlier: list[dict], new: list[dict]) -> list[dict]:

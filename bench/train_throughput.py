@@ -14,10 +14,15 @@ LoRA r16 (alpha 32) on every linear layer, batch 16, one epoch, learning rate 1e
             its longest row), fused AdamW, bf16 autocast over a bf16 base, fp32 LoRA weights, no
             checkpointing.
 * kit       `kit.train.run` with the kit's defaults (on a GPU: gradient checkpointing on, SDPA).
-* fast      `kit.train.run` with `enable_liger_kernel: true` and `neat_packing: true`, with as many
-            packed rows per step as make about as many optimizer steps as the naive loop
-            (`equal_steps_batch`): each step sees about as many examples as a naive step, so the
-            two loss curves can be compared step by step (the loss-agreement target).
+* fast      `kit.train.run` with the fast path's switches (FAST): `enable_liger_kernel: true`,
+            `neat_packing: true`, `torch_compile: true` (each decoder layer compiled; the rows padded
+            to cutoff_len, so every step has one shape), `disable_gradient_checkpointing: true` (the
+            naive loop does not checkpoint either) and `optim: adamw_torch_fused` (the naive loop's
+            fused AdamW), with as many packed rows per step as make about as many optimizer steps as
+            the naive loop (`equal_steps_batch`): each step sees about as many examples as a naive
+            step, so the two loss curves can be compared step by step (the loss-agreement target).
+            Before 2026-11-30 (third GPU session) "fast" was only Liger + neat packing, eager, with
+            checkpointing: those records are now called fast_eager_gc.
 * fast_b16  the same switches at 16 packed rows per step: a packed row holds ~12 examples, so its
             epoch is ~12x fewer, larger steps (faster, but its final loss is that of a run with
             ~12x fewer optimizer steps, not comparable with the naive loop's).
@@ -62,7 +67,14 @@ PATHS = ["naive", "kit", "fast"]
 EXTRA_PATHS = ["fast_b16"]  # asked for by name (--paths / --jobs)
 DEMO = ["alpaca_en_demo", "alpaca_zh_demo", "identity", "glaive_toolcall_en_demo", "sharegpt_demo"]
 RUN = dict(cutoff_len=1024, batch_size=16, lora_rank=16, lora_alpha=32, learning_rate=1e-4, logging_steps=10)
+FAST = dict(torch_compile=True, disable_gradient_checkpointing=True, optim="adamw_torch_fused")
 SMOKE = dict(cutoff_len=256, batch_size=4, lora_rank=4, lora_alpha=8, learning_rate=1e-4, logging_steps=1)
+
+
+def source_commit() -> str | None:
+    from kit.env import source_commit as commit
+
+    return commit()
 
 
 def versions() -> dict:
@@ -219,13 +231,18 @@ class StepClock:
     def step_ended(self) -> None:
         self.ends.append(time.perf_counter())
 
-    def figures(self) -> dict:
+    def figures(self, real_tokens: int | None = None) -> dict:
+        """steady_s_per_step, first_steps_s; with the epoch's real tokens also steady_real_tokens_per_s
+        (the real tokens of an average step over steady_s_per_step: the rate once warm)."""
         steps = len(self.ends)
         k0 = max(10, steps // 10)
         if steps <= k0 + 1:
             return {}
         steady = (self.ends[-1] - self.ends[k0 - 1]) / (steps - k0)
-        return dict(steady_from_step=k0, steady_s_per_step=steady, first_steps_s=self.ends[k0 - 1] - self.start)
+        figures = dict(steady_from_step=k0, steady_s_per_step=steady, first_steps_s=self.ends[k0 - 1] - self.start)
+        if real_tokens:
+            figures["steady_real_tokens_per_s"] = real_tokens / steps / steady
+        return figures
 
 
 def clock_callback(clock: StepClock):
@@ -278,7 +295,9 @@ def kit_config(job: dict):
     if path in ("fast", "fast_b16") or variant:
         values.update(enable_liger_kernel=True if job["device"] == "cuda" else "auto", neat_packing=True)
     if path == "fast":
-        values.update(per_device_train_batch_size=equal_steps_batch(job))
+        values.update(FAST, per_device_train_batch_size=equal_steps_batch(job))
+        if job["device"] != "cuda":
+            values.update(optim="adamw_torch")
     if variant:
         rows = variant["rows"]
         values.update(per_device_train_batch_size=rows,
@@ -364,10 +383,15 @@ def run_kit(job: dict) -> dict:
     result = run(config, device=job["device"], live_plot=False, callbacks=callbacks)
     losses = result.losses
     runtime = result.metrics["train_runtime"]  # seconds inside Trainer.train (data loading included)
+    from kit.train.accel import compiled, liger_active, liger_kernels
+
     return dict(real_tokens_per_s=job["real_tokens"] / runtime, seconds=runtime, steps=result.global_step,
-                **clock.figures(),
+                **clock.figures(job["real_tokens"]),
                 rows_per_step=config.per_device_train_batch_size, learning_rate=config.learning_rate,
                 gradient_checkpointing=use_gradient_checkpointing(config, job["device"]),
+                compiled=compiled(config), optim=config.optim, flash_attn=config.flash_attn,
+                liger_kernels=liger_kernels(config) if liger_active(config, job["device"]) else [],
+                cudnn_sdp=cuda and not cudnn_off(job["path"]) and config.flash_attn != "auto",
                 peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
                 first_loss=losses[0], final_loss=losses[-1])
 
@@ -437,7 +461,8 @@ def run_naive(job: dict) -> dict:
         torch.cuda.synchronize()
     seconds = time.time() - start
     window = s["logging_steps"]
-    return dict(real_tokens_per_s=job["real_tokens"] / seconds, seconds=seconds, steps=len(batches), **clock.figures(),
+    return dict(real_tokens_per_s=job["real_tokens"] / seconds, seconds=seconds, steps=len(batches),
+                **clock.figures(job["real_tokens"]), cudnn_sdp=cuda and not cudnn_off(job["path"]),
                 peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
                 first_loss=losses[0], final_loss=sum(losses[-window:]) / len(losses[-window:]))
 
@@ -502,6 +527,8 @@ def migrated(records: list[dict]) -> list[dict]:
     for r in records:
         if r["path"] == "fast" and "rows_per_step" not in r and r.get("steps"):  # it ran, at batch_size rows
             r = dict(r, path="fast_b16", renamed_from="fast")
+        elif r["path"] == "fast" and "rows_per_step" in r and "compiled" not in r:  # Liger + neat packing only, eager, checkpointing
+            r = dict(r, path="fast_eager_gc", renamed_from="fast")
         out.append(r)
     return out
 
@@ -554,7 +581,6 @@ def main(argv=None) -> int:
 
             torch.backends.cuda.enable_cudnn_sdp(False)
         result = run_naive(job) if base_path(job["path"]) == "naive" else run_kit(job)
-        result["cudnn_sdp"] = not cudnn_off(job["path"])
         print("RESULT " + json.dumps(result), flush=True)
         return 0
 
@@ -589,7 +615,8 @@ def main(argv=None) -> int:
     records = []
     for model, path in jobs:
         folder = build_model_folder(model, work / "models" / model, tok, args.smoke)
-        record = dict(model=model, path=path, gpu=gpu, versions=versions(), real_tokens=prep["real_tokens"],
+        record = dict(model=model, path=path, gpu=gpu, versions=versions(), commit=source_commit(),
+                      real_tokens=prep["real_tokens"],
                       rows=prep["rows"], packed_rows=prep["packed_rows"], date=time.strftime("%Y-%m-%d"),
                       **{k: v for k, v in settings.items()})
         if args.beside:

@@ -210,6 +210,24 @@ PACKAGES = ("torch", "transformers", "peft", "trl", "datasets", "bitsandbytes", 
             "gguf", "ipywidgets", "matplotlib", "jupyterlab")
 
 
+def source_commit() -> str | None:
+    """The kit's commit this code runs from: $KIT_COMMIT (a copy of the tree without .git, as on a
+    lent GPU machine, is told it), else `git rev-parse HEAD` in the repository, else None. Benchmark
+    results record it, so a figure names the code that produced it."""
+    import subprocess
+
+    if os.environ.get("KIT_COMMIT"):
+        return os.environ["KIT_COMMIT"]
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True,
+                              timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
+
+
 def package_versions(names=PACKAGES, missing: str | None = "MISSING") -> dict[str, str | None]:
     """{package: installed version} for `names` (distribution names, e.g. "liger-kernel"); a package
     that is not installed gets `missing`. Benchmarks write this next to their figures."""

@@ -91,10 +91,11 @@ def test_torch_compile_and_dataloader_workers_are_settings_not_extras():
     from kit.train import runner
 
     config = TrainConfig.from_dict({"torch_compile": True, "dataloader_num_workers": 2})
-    assert config.extra == {} and config.torch_compile is True
+    assert config.extra == {} and config.torch_compile is True and accel.compiled(config)
     args = runner.training_arguments(config, "cpu")
-    assert args["torch_compile"] is True and args["dataloader_num_workers"] == 2
-    assert runner.training_arguments(TrainConfig(), "cpu")["torch_compile"] is False  # off unless asked
+    assert args["dataloader_num_workers"] == 2
+    assert not args.get("torch_compile")  # the kit compiles the layers itself (accel.compile_layers)
+    assert not accel.compiled(TrainConfig())  # off unless asked
     with pytest.raises(ConfigError, match="dataloader_num_workers"):
         TrainConfig(dataloader_num_workers=-1).validate()
 
@@ -133,3 +134,47 @@ def test_block_diagonal_mask_is_the_definition_on_packed_rows():
     assert len(segs) > 5 and torch.equal(accel.block_diagonal_mask(segs), reference)
     additive = accel.block_diagonal_mask(segs[:1], torch.float32)
     assert additive.dtype == torch.float32 and torch.equal(additive == 0, reference[:1])
+
+
+def test_compile_layers_compiles_each_decoder_layer_once_and_undoes_it():
+    """Regional compilation on the built-in model with LoRA: every decoder layer is compiled, all
+    of them share one compiled graph (the first layer's input requires grad like the others'), the
+    loss and the LoRA gradients equal the eager ones, and uncompile_layers restores eager layers."""
+    import torch
+    import torch._dynamo.utils as dynamo_utils
+
+    from kit import models
+    from kit.train import methods
+
+    torch.manual_seed(0)
+    model, _ = models.load(models.BUILTIN, device="cpu", dtype=torch.float32, eval_mode=False)
+    model = methods.apply_method(model, TrainConfig(lora_rank=4), quantized=False)
+    model.config.use_cache = False
+    model.train()
+    segments = [[1] * 20 + [2] * 12]
+    ids = torch.randint(0, 1000, (1, 32))
+    positions = torch.tensor([accel.position_ids_from_segments(segments[0])])
+    batch = dict(input_ids=ids, labels=ids, position_ids=positions,
+                 attention_mask=accel.block_diagonal_mask(segments, positions=positions))
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = model(**batch).loss
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    eager_loss, eager_grads = loss_and_grads()
+    assert accel.compile_layers(model, TrainConfig()) == []  # not asked: nothing compiled
+    torch._dynamo.reset()
+    dynamo_utils.counters.clear()
+    blocks = accel.compile_layers(model, TrainConfig(torch_compile=True))
+    assert len(blocks) == model.config.num_hidden_layers
+    assert all(b._compiled_call_impl is not None for b in blocks)
+    loss, grads = loss_and_grads()
+    assert dynamo_utils.counters["stats"]["unique_graphs"] == 1  # one graph for all 30 layers
+    assert loss == pytest.approx(eager_loss, rel=1e-5)
+    assert grads.keys() == eager_grads.keys()
+    assert max((grads[n] - eager_grads[n]).abs().max().item() for n in grads) < 1e-4
+    accel.uncompile_layers(blocks)
+    assert all(b._compiled_call_impl is None for b in blocks)
+    torch._dynamo.reset()

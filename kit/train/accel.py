@@ -3,6 +3,8 @@
     accel.check(config, device)          # before the model loads: ConfigError if Liger cannot run here
     accel.apply_liger(model, config)     # Liger kernels on a loaded model (before LoRA wraps it)
     accel.use_gradient_checkpointing(config, device)   # LLaMA-Factory's default on a GPU, off on CPU
+    blocks = accel.compile_layers(model, config)       # torch_compile: each decoder layer, compiled once
+    with accel.attention_backends(config, device): ... # flash_attn auto on CUDA: SDPA without cuDNN
     rows = accel.pack_neat(features, cutoff_len)       # several examples per row, segment ids 1, 2, ...
     collator = accel.NeatPackingCollator(tokenizer, attn_implementation="sdpa")
 
@@ -19,11 +21,20 @@ what the attention kernel needs:
 The first token of each example gets label -100, so no example is trained to predict its neighbour's
 first token (unpacked, that token is never predicted either).
 
-Not here: FlashAttention-3, Unsloth's kernels, sequence parallelism, torch.compile.
+torch_compile compiles regionally: each decoder layer is compiled in place (`nn.Module.compile`), and
+as every layer runs the same code, one compiled forward and backward serve them all (PyTorch's
+"regional compilation" recipe; accelerate's `compile_regions` does the same). Compiling the whole model
+at once, as transformers' own `torch_compile` argument does, traces every layer into one graph and
+takes many times longer to compile. The layers are uncompiled again after training, so the notebook's
+later generation does not recompile for every new prompt length.
+
+Not here: FlashAttention-3, Unsloth's kernels, sequence parallelism.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import inspect
 
 from kit.templates.encode import IGNORE_INDEX
 from kit.train.config import ConfigError
@@ -64,6 +75,8 @@ def liger_active(config, device: str) -> bool:
 def apply_liger(model, config, device: str) -> bool:
     """Patch `model` (a transformers model, before LoRA) with Liger's kernels for its architecture:
     RoPE, RMSNorm, SwiGLU and the fused linear cross-entropy (the logits are never materialised).
+    In a compiled run (torch_compile) only the fused linear cross-entropy is applied: it runs outside
+    the compiled layers, and inside them the compiler fuses RMSNorm, SwiGLU and RoPE itself.
     Returns whether anything was applied; an architecture Liger does not know is a ConfigError."""
     if not liger_active(config, device):
         return False
@@ -77,8 +90,19 @@ def apply_liger(model, config, device: str) -> bool:
             return False
         raise ConfigError(f"field 'enable_liger_kernel' = True: Liger has no kernels for model_type "
                           f"{model_type!r}; known: {', '.join(sorted(MODEL_TYPE_TO_APPLY_LIGER_FN))}")
-    apply(model=model)
+    kwargs = {}
+    if compiled(config):
+        known = inspect.signature(apply).parameters
+        kwargs = {name: False for name in ("rope", "rms_norm", "swiglu", "layer_norm", "geglu") if name in known}
+    apply(model=model, **kwargs)
     return True
+
+
+def liger_kernels(config) -> list[str]:
+    """The Liger kernels a run with enable_liger_kernel applies (where Liger runs at all)."""
+    if compiled(config):
+        return ["fused_linear_cross_entropy"]
+    return ["rope", "rms_norm", "swiglu", "fused_linear_cross_entropy"]
 
 
 # ------------------------------------------------------------------------------- checkpointing
@@ -209,6 +233,66 @@ class NeatPackingCollator:
 def compiled(config) -> bool:
     """Whether the run compiles the model: torch_compile, or a torch_compile_mode (which implies it)."""
     return bool(config.torch_compile or config.torch_compile_mode is not None)
+
+
+# ------------------------------------------------------------------------------- compilation
+
+def repeated_blocks(model) -> list:
+    """The model's decoder layers: the longest nn.ModuleList whose items are all of one class
+    (`model.model.layers` in transformers' decoder models, under any wrapper such as peft's)."""
+    import torch
+
+    best = []
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) > len(best) \
+                and len({type(item) for item in module}) == 1:
+            best = list(module)
+    return best
+
+
+def compile_layers(model, config) -> list:
+    """torch_compile: compile each decoder layer in place (regional compilation) and return them, for
+    uncompile_layers after training; [] when the run is not compiled. The input embeddings are made
+    to require grad, so the first layer's input is like every other layer's (with LoRA the embeddings
+    are frozen) and one compiled graph serves all layers instead of two."""
+    if not compiled(config):
+        return []
+    blocks = repeated_blocks(model)
+    if len(blocks) < 2:
+        raise ConfigError(f"field 'torch_compile' = True: no repeated decoder layers found in "
+                          f"{type(model).__name__}; set torch_compile: false for this model")
+    if hasattr(model, "enable_input_require_grads"):
+        model.enable_input_require_grads()
+    mode = None if config.torch_compile_mode in (None, "default") else config.torch_compile_mode
+    for block in blocks:
+        block.compile(mode=mode)
+    return blocks
+
+
+def uncompile_layers(blocks: list) -> None:
+    """Undo compile_layers: the layers run eagerly again (generation after training has a new shape
+    at every step and would otherwise recompile)."""
+    for block in blocks:
+        block._compiled_call_impl = None
+
+
+@contextlib.contextmanager
+def attention_backends(config, device: str):
+    """flash_attn: auto on CUDA trains with PyTorch's SDPA but without its cuDNN backend: the
+    2026-11-30 H200 profile (bench/results/train_throughput_profiles/) spent 2.5 ms of CPU time per
+    cuDNN attention call (16-30 % of a step) while the GPU waited; SDPA then takes flash attention
+    (no mask) or the memory-efficient kernel (a neat-packing mask). Restored afterwards."""
+    import torch
+
+    if config.flash_attn != "auto" or not str(device).startswith("cuda"):
+        yield
+        return
+    was = torch.backends.cuda.cudnn_sdp_enabled()
+    torch.backends.cuda.enable_cudnn_sdp(False)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(was)
 
 
 def packing_collator(config, tokenizer, attn_implementation: str | None) -> NeatPackingCollator:

@@ -198,9 +198,7 @@ def training_arguments(config: TrainConfig, device: str) -> dict:
         neftune_noise_alpha=config.neftune_noise_alpha or None,
         remove_unused_columns=False, label_names=["labels"], use_cpu=device == "cpu",
         dataloader_num_workers=config.dataloader_num_workers, save_only_model=False,
-        torch_compile=accel.compiled(config),
-        torch_compile_mode=config.torch_compile_mode,
-    )
+    )  # torch_compile: the kit compiles each decoder layer itself (accel.compile_layers), not transformers
     if config.use_galore:
         if importlib.util.find_spec("galore_torch") is None:
             raise ConfigError("field 'use_galore' = True needs the GaLore optimizer package: "
@@ -289,6 +287,9 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
     accel.apply_liger(model, config, device)  # before LoRA wraps the layers, as LLaMA-Factory does
     model = methods.apply_method(model, config, quantized=bool(config.quantization_bit))
     trainable, total = methods.trainable_parameters(model)
+    use_cache = getattr(model.config, "use_cache", None)
+    model.config.use_cache = False  # no key/value cache while training (LLaMA-Factory does the same)
+    compiled_blocks = accel.compile_layers(model, config)
 
     out = Path(config.output_dir)
     main = distributed.is_main_process()  # only rank 0 writes, prints and plots
@@ -316,7 +317,8 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
     interrupted = False
     metrics = {}
     try:
-        output = trainer.train(resume_from_checkpoint=checkpoint)
+        with accel.attention_backends(config, device):
+            output = trainer.train(resume_from_checkpoint=checkpoint)
         metrics = dict(output.metrics)
         interrupted = stopper.aborted or stopper.flag.is_set()  # another callback may have set it
     except KeyboardInterrupt:
@@ -324,6 +326,9 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
         print(f"\nInterrupted at step {trainer.state.global_step}: saving a checkpoint so that "
               f"run(config, resume=True) can continue.")
         trainer._save_checkpoint(trainer.model, trial=None)  # model, optimizer, scheduler, RNG, step
+    finally:
+        accel.uncompile_layers(compiled_blocks)
+        model.config.use_cache = use_cache
     if not interrupted:
         trainer.save_model(str(out))
         trainer.log_metrics("train", metrics)
