@@ -272,10 +272,16 @@ def profile_callback(profile: StepProfile):
     return Callback()
 
 
+def profile_name(model: str, path: str) -> str:
+    """The profile report's file name: the path's `+KEY=VALUE` parts spelled with plain characters
+    (the device tool returns no file whose name holds '+' or '=')."""
+    return f"profile_{model}_{path.replace('+', '__').replace('=', '-')}.txt"
+
+
 def job_profile(job: dict) -> StepProfile | None:
     if not job.get("profile_steps"):
         return None
-    name = f"profile_{Path(job['model_dir']).name}_{job['path']}.txt"
+    name = profile_name(Path(job["model_dir"]).name, job["path"])
     return StepProfile(job.get("profile_start", 10), job["profile_steps"], Path(job["profile_dir"]) / name)
 
 
@@ -391,7 +397,7 @@ def run_kit(job: dict) -> dict:
                 gradient_checkpointing=use_gradient_checkpointing(config, job["device"]),
                 compiled=compiled(config), optim=config.optim, flash_attn=config.flash_attn,
                 liger_kernels=liger_kernels(config) if liger_active(config, job["device"]) else [],
-                cudnn_sdp=cuda and not cudnn_off(job["path"]) and config.flash_attn != "auto",
+                cudnn_sdp=cuda and not cudnn_off(job["path"]) and not (config.flash_attn == "auto" and config.neat_packing),
                 peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
                 first_loss=losses[0], final_loss=losses[-1])
 

@@ -178,3 +178,23 @@ def test_compile_layers_compiles_each_decoder_layer_once_and_undoes_it():
     accel.uncompile_layers(blocks)
     assert all(b._compiled_call_impl is None for b in blocks)
     torch._dynamo.reset()
+
+
+def test_neat_packed_cuda_runs_train_without_cudnn_attention_and_restore_it():
+    import torch
+
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    packed = TrainConfig(neat_packing=True)
+    with accel.attention_backends(packed, "cuda:0"):
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled() == before
+    for config, device in ((TrainConfig(), "cuda"), (TrainConfig(neat_packing=True, flash_attn="sdpa"), "cuda"),
+                           (packed, "cpu")):
+        with accel.attention_backends(config, device):
+            assert torch.backends.cuda.cudnn_sdp_enabled() == before  # PyTorch's own choice
+
+
+def test_a_compiled_run_keeps_only_liger_fused_cross_entropy():
+    assert accel.liger_kernels(TrainConfig(enable_liger_kernel=True)) == [
+        "rope", "rms_norm", "swiglu", "fused_linear_cross_entropy"]
+    assert accel.liger_kernels(TrainConfig(enable_liger_kernel=True, torch_compile=True)) == ["fused_linear_cross_entropy"]

@@ -146,3 +146,10 @@ def test_step_clock_separates_the_first_steps_from_the_steady_ones():
     short = bench.StepClock()
     short.ends = [1.0] * 5
     assert short.figures() == {}  # too few steps to tell
+
+
+def test_profile_names_are_plain_file_names():
+    name = bench.profile_name("SmolLM2-135M", "fast+torch_compile_mode=reduce-overhead")
+    assert name == "profile_SmolLM2-135M_fast__torch_compile_mode-reduce-overhead.txt"
+    assert "+" not in name and "=" not in name
+    assert bench.profile_name("Qwen2.5-0.5B", "naive") == "profile_Qwen2.5-0.5B_naive.txt"

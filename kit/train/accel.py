@@ -4,7 +4,7 @@
     accel.apply_liger(model, config)     # Liger kernels on a loaded model (before LoRA wraps it)
     accel.use_gradient_checkpointing(config, device)   # LLaMA-Factory's default on a GPU, off on CPU
     blocks = accel.compile_layers(model, config)       # torch_compile: each decoder layer, compiled once
-    with accel.attention_backends(config, device): ... # flash_attn auto on CUDA: SDPA without cuDNN
+    with accel.attention_backends(config, device): ... # neat packing on CUDA: SDPA without cuDNN
     rows = accel.pack_neat(features, cutoff_len)       # several examples per row, segment ids 1, 2, ...
     collator = accel.NeatPackingCollator(tokenizer, attn_implementation="sdpa")
 
@@ -278,13 +278,14 @@ def uncompile_layers(blocks: list) -> None:
 
 @contextlib.contextmanager
 def attention_backends(config, device: str):
-    """flash_attn: auto on CUDA trains with PyTorch's SDPA but without its cuDNN backend: the
-    2026-11-30 H200 profile (bench/results/train_throughput_profiles/) spent 2.5 ms of CPU time per
-    cuDNN attention call (16-30 % of a step) while the GPU waited; SDPA then takes flash attention
-    (no mask) or the memory-efficient kernel (a neat-packing mask). Restored afterwards."""
+    """A neat-packed run with flash_attn: auto on CUDA trains with PyTorch's SDPA but without its
+    cuDNN backend. The H200 profiles of 2026-11-30 (bench/results/train_throughput_profiles/) spent
+    1.2-2.5 ms of CPU time per cuDNN attention call, 16-30 % of a step, while the GPU waited; without
+    it, SDPA takes the memory-efficient kernel, which accepts the block-diagonal mask. Unpacked runs
+    keep PyTorch's own choice. Restored afterwards."""
     import torch
 
-    if config.flash_attn != "auto" or not str(device).startswith("cuda"):
+    if config.flash_attn != "auto" or not config.neat_packing or not str(device).startswith("cuda"):
         yield
         return
     was = torch.backends.cuda.cudnn_sdp_enabled()
