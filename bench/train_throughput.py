@@ -521,8 +521,28 @@ def replace_records(earlier: list[dict], new: list[dict]) -> list[dict]:
     known = {(r["model"], r["path"]) for r in earlier}
     fresh = {(r["model"], r["path"]): r for r in new
              if r.get("status") != "skipped" or (r["model"], r["path"]) not in known}
-    kept = [fresh.pop((r["model"], r["path"]), r) for r in earlier]
+    kept = []
+    for r in earlier:
+        now = fresh.pop((r["model"], r["path"]), None)
+        if now is None:
+            kept.append(r)
+        elif r.get("status") == "ok" and now.get("status") == "ok" and reading(now) != reading(r):
+            # a new measurement (a merged file also carries the records it did not re-measure): the
+            # earlier one stays readable
+            kept.append(dict(now, earlier_readings=[*r.get("earlier_readings", []), reading(r)]))
+        else:
+            kept.append(now)
     return kept + list(fresh.values())
+
+
+READING_KEYS = ("real_tokens_per_s", "peak_gib", "first_loss", "final_loss", "steps", "seconds", "date", "beside",
+                "commit", "gpu")
+
+
+def reading(record: dict) -> dict:
+    """A record's measurement, as kept in `earlier_readings` when the same job is measured again (a
+    ratio is only meaningful against the naive loop measured under the same conditions)."""
+    return {k: record[k] for k in READING_KEYS if k in record}
 
 
 def migrated(records: list[dict]) -> list[dict]:

@@ -153,3 +153,20 @@ def test_profile_names_are_plain_file_names():
     assert name == "profile_SmolLM2-135M_fast__torch_compile_mode-reduce-overhead.txt"
     assert "+" not in name and "=" not in name
     assert bench.profile_name("Qwen2.5-0.5B", "naive") == "profile_Qwen2.5-0.5B_naive.txt"
+
+
+def test_a_re_measured_job_keeps_its_earlier_reading():
+    earlier = [dict(model="A", path="naive", status="ok", real_tokens_per_s=100.0, beside="x", steps=4, note="n")]
+    new = [dict(model="A", path="naive", status="ok", real_tokens_per_s=120.0, beside="y", steps=4)]
+    merged = bench.replace_records(earlier, new)
+    assert len(merged) == 1 and merged[0]["real_tokens_per_s"] == 120.0
+    assert merged[0]["earlier_readings"] == [dict(real_tokens_per_s=100.0, beside="x", steps=4)]
+    again = bench.replace_records(merged, [dict(new[0], real_tokens_per_s=130.0)])
+    assert [x["real_tokens_per_s"] for x in again[0]["earlier_readings"]] == [100.0, 120.0]
+    failed = bench.replace_records(merged, [dict(model="A", path="naive", status="failed", note="oom")])
+    assert failed[0]["status"] == "failed" and "earlier_readings" not in failed[0]
+
+
+def test_merging_a_file_that_carries_unchanged_records_adds_no_reading():
+    record = dict(model="A", path="kit", status="ok", real_tokens_per_s=100.0, steps=4)
+    assert bench.replace_records([record], [dict(record)]) == [record]
