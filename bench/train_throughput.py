@@ -23,6 +23,11 @@ LoRA r16 (alpha 32) on every linear layer, batch 16, one epoch, learning rate 1e
             step, so the two loss curves can be compared step by step (the loss-agreement target).
             Before 2026-11-30 (third GPU session) "fast" was only Liger + neat packing, eager, with
             checkpointing: those records are now called fast_eager_gc.
+* fast_eq   the fast path's switches with CUDA graphs (`torch_compile_mode: reduce-overhead`) and one
+            packed row per step, the row just long enough (`equal_steps_row_length`; `cutoff_len` raised
+            from 1024 in steps of 64, which cuts no example: none reaches 1024 tokens) that the epoch has
+            as many optimizer steps as the naive loop, each holding about a naive batch's 16 examples
+            (fast's 1024-token rows hold about 12, so fast makes 545 steps to the naive loop's 416).
 * fast_b16  the same switches at 16 packed rows per step: a packed row holds ~12 examples, so its
             epoch is ~12x fewer, larger steps (faster, but its final loss is that of a run with
             ~12x fewer optimizer steps, not comparable with the naive loop's).
@@ -64,7 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 MODELS = ["SmolLM2-135M", "Qwen2.5-0.5B", "Llama-3.2-1B"]
 PATHS = ["naive", "kit", "fast"]
-EXTRA_PATHS = ["fast_b16"]  # asked for by name (--paths / --jobs)
+EXTRA_PATHS = ["fast_b16", "fast_eq"]  # asked for by name (--paths / --jobs)
 DEMO = ["alpaca_en_demo", "alpaca_zh_demo", "identity", "glaive_toolcall_en_demo", "sharegpt_demo"]
 RUN = dict(cutoff_len=1024, batch_size=16, lora_rank=16, lora_alpha=32, learning_rate=1e-4, logging_steps=10)
 FAST = dict(torch_compile=True, disable_gradient_checkpointing=True, optim="adamw_torch_fused")
@@ -153,9 +158,30 @@ def prepare_data(work: Path, tokenizer_dir: Path, cutoff_len: int, min_tokens: i
     encoded = features["input_ids"]
     from kit.train.accel import pack_neat
 
+    settings = SMOKE if smoke else RUN
+    eq_len, eq_rows = equal_steps_row_length(features, cutoff_len, math.ceil(len(encoded) / settings["batch_size"]))
     return dict(dataset_dir=str(out), dataset=",".join(dataset), real_tokens=sum(len(ids) for ids in encoded),
                 rows=len(encoded), repeats=repeats, max_samples=max_samples,
-                packed_rows=len(pack_neat(features, cutoff_len)["input_ids"]))
+                packed_rows=len(pack_neat(features, cutoff_len)["input_ids"]),
+                eq_cutoff_len=eq_len, eq_packed_rows=eq_rows)
+
+
+def equal_steps_row_length(features: dict, cutoff_len: int, steps: int, multiple: int = 64) -> tuple[int, int]:
+    """fast_eq: the shortest packed-row length (a multiple of `multiple`, at least cutoff_len) at which
+    neat packing gives at most `steps` rows, and that number of rows: one row per step then makes as
+    many optimizer steps as the naive loop, each holding about as many examples as a naive batch.
+    Only valid when no example reaches cutoff_len (none was cut), else (cutoff_len, rows)."""
+    from kit.train.accel import pack_neat
+
+    longest = max(len(ids) for ids in features["input_ids"])
+    length = cutoff_len
+    rows = len(pack_neat(features, length)["input_ids"])
+    if longest >= cutoff_len:
+        return length, rows
+    while rows > steps:
+        length += multiple
+        rows = len(pack_neat(features, length)["input_ids"])
+    return length, rows
 
 
 def equal_steps_batch(job: dict) -> int:
@@ -302,8 +328,12 @@ def kit_config(job: dict):
         values.update(enable_liger_kernel=True if job["device"] == "cuda" else "auto", neat_packing=True)
     if path == "fast":
         values.update(FAST, per_device_train_batch_size=equal_steps_batch(job))
-        if job["device"] != "cuda":
-            values.update(optim="adamw_torch")
+    if path == "fast_eq":
+        values.update(FAST, enable_liger_kernel=True if job["device"] == "cuda" else "auto", neat_packing=True,
+                      torch_compile_mode="reduce-overhead", per_device_train_batch_size=1,
+                      cutoff_len=job["eq_cutoff_len"])
+    if path in ("fast", "fast_eq") and job["device"] != "cuda":
+        values.update(optim="adamw_torch")
     if variant:
         rows = variant["rows"]
         values.update(per_device_train_batch_size=rows,
@@ -393,7 +423,8 @@ def run_kit(job: dict) -> dict:
 
     return dict(real_tokens_per_s=job["real_tokens"] / runtime, seconds=runtime, steps=result.global_step,
                 **clock.figures(job["real_tokens"]),
-                rows_per_step=config.per_device_train_batch_size, learning_rate=config.learning_rate,
+                rows_per_step=config.per_device_train_batch_size, row_length=config.cutoff_len,
+                learning_rate=config.learning_rate,
                 gradient_checkpointing=use_gradient_checkpointing(config, job["device"]),
                 compiled=compiled(config), optim=config.optim, flash_attn=config.flash_attn,
                 liger_kernels=liger_kernels(config) if liger_active(config, job["device"]) else [],

@@ -170,3 +170,14 @@ def test_a_re_measured_job_keeps_its_earlier_reading():
 def test_merging_a_file_that_carries_unchanged_records_adds_no_reading():
     record = dict(model="A", path="kit", status="ok", real_tokens_per_s=100.0, steps=4)
     assert bench.replace_records([record], [dict(record)]) == [record]
+
+
+def test_fast_eq_rows_are_just_long_enough_for_the_naive_number_of_steps():
+    lengths = [30, 20, 50, 10, 40, 40, 25, 35]  # 250 tokens; longest 50
+    features = {"input_ids": [[1] * n for n in lengths], "labels": [[1] * n for n in lengths]}
+    length, rows = bench.equal_steps_row_length(features, cutoff_len=64, steps=3, multiple=16)
+    assert rows <= 3 and length % 16 == 0 and length >= 64
+    from kit.train.accel import pack_neat
+    assert len(pack_neat(features, length - 16)["input_ids"]) > 3 or length == 64  # the shortest such length
+    # an example as long as cutoff_len may have been cut: the row length is not raised
+    assert bench.equal_steps_row_length(features, cutoff_len=50, steps=1) == (50, len(pack_neat(features, 50)["input_ids"]))
