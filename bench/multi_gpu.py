@@ -219,6 +219,10 @@ def record_of(cell: dict, result: Path, log: Path, killed: bool = False) -> dict
                       peak_gib_per_gpu=round(measured["peak_bytes_per_gpu"] / GIB, 3),
                       status="ok", trainable_params=measured["trainable_params"])
         record.update({k: measured[k] for k in ("gpu", "versions") if k in measured})
+        from kit.env import source_commit
+
+        if commit := source_commit():
+            record["commit"] = commit  # the kit's commit the cell ran from ($KIT_COMMIT on a GPU machine)
     else:
         tail = log.read_text(errors="replace")[-1500:] if log.exists() else "no log"
         record.update(real_tokens_per_s=None, peak_gib_per_gpu=None, status="deadline" if killed else "failed",
@@ -427,7 +431,8 @@ def merged(earlier: dict, new: list[dict], meta: dict) -> tuple[list[dict], dict
 def reading(record: dict) -> dict:
     """A record's measurement, as kept in `earlier_readings` when the cell is measured again."""
     return {"real_tokens_per_s": record["real_tokens_per_s"], "peak_gib_per_gpu": record["peak_gib_per_gpu"],
-            "timed_steps": record.get("timed_steps", SETTINGS["timed_steps"]), "date": record.get("date")}
+            "timed_steps": record.get("timed_steps", SETTINGS["timed_steps"]), "date": record.get("date"),
+            **({"commit": record["commit"]} if record.get("commit") else {})}
 
 
 def run_records(path: Path) -> tuple[list[dict], dict]:
