@@ -213,6 +213,8 @@ def record_of(cell: dict, result: Path, log: Path, killed: bool = False) -> dict
     record = {k: cell[k] for k in ("model", "method", "mode", "gpus")}
     if cell.get("timed_steps") != SETTINGS["timed_steps"]:
         record["timed_steps"] = cell["timed_steps"]  # a longer (or shorter) timed window than the file's settings
+    if cell.get("batch_size", SETTINGS["batch_size"]) != SETTINGS["batch_size"]:
+        record["batch_size"] = cell["batch_size"]  # an experiment's per-GPU batch (the estimate uses it too)
     if result.exists():
         measured = json.loads(result.read_text())
         record.update(real_tokens_per_s=measured["real_tokens_per_s"],
@@ -287,6 +289,10 @@ def main(argv=None) -> int:
                         help="merge into <out>/multi_gpu.json: the cells run now replace their earlier records, "
                              "the others are kept (each record names its own date, GPU and versions)")
     parser.add_argument("--timed-steps", type=int, help=f"optimizer steps timed per cell (default {SETTINGS['timed_steps']})")
+    parser.add_argument("--batch-size", type=int,
+                        help=f"per-GPU batch of every cell (default {SETTINGS['batch_size']}): an experiment "
+                             "with more work per step, written to its own --out (it cannot --update the "
+                             "committed results, whose cells share one batch size)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="measure every cell this many times, in rounds (all cells, then all again); a record "
                              "holds the median tokens/s and each round's reading in repeat_readings")
@@ -317,6 +323,9 @@ def main(argv=None) -> int:
         add_estimates(records)
         write(records, out, meta)
         return 0
+    if args.batch_size and args.batch_size != SETTINGS["batch_size"] and (
+            args.update or Path(args.out or ROOT / "bench" / "results").resolve() == (ROOT / "bench" / "results").resolve()):
+        parser.error("--batch-size: write the experiment to its own --out, without --update")
     start = time.time()
     import tempfile
 
@@ -326,6 +335,8 @@ def main(argv=None) -> int:
     cells = [c for c in cell_list(args.smoke) if not args.modes or c["mode"] in args.modes]
     if args.timed_steps:
         cells = [dict(c, timed_steps=args.timed_steps) for c in cells]
+    if args.batch_size:
+        cells = [dict(c, batch_size=args.batch_size) for c in cells]
     if args.cells:
         known = {f"{c['model']}/{c['method']}/{c['mode']}": c for c in cells}
         unknown = [name for name in args.cells if name not in known]

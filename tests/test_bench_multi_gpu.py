@@ -63,3 +63,18 @@ def test_repeated_cells_keep_the_median_and_every_reading():
     assert two["real_tokens_per_s"] == 180.0 and two["repeats_failed"] == 1  # median of two: their mean
     never = bench.combine_repeats([single], [dict(single, status="deadline", real_tokens_per_s=None)])
     assert never == [dict(single, status="deadline", real_tokens_per_s=None)]
+
+
+def test_a_larger_batch_is_an_experiment_with_its_own_records(tmp_path):
+    with pytest.raises(SystemExit):
+        bench.main(["--batch-size", "8", "--update", "--out", str(tmp_path)])  # never into the shared file
+    with pytest.raises(SystemExit):
+        bench.main(["--batch-size", "8"])  # nor into bench/results
+    cell = dict(model="Qwen2.5-0.5B", method="lora", mode="ddp", gpus=2, **bench.SETTINGS)
+    result = tmp_path / "r.json"
+    result.write_text(json.dumps(dict(real_tokens_per_s=5.0, peak_bytes_per_gpu=2**30, trainable_params=1)))
+    assert "batch_size" not in bench.record_of(cell, result, tmp_path / "log")
+    recorded = bench.record_of(dict(cell, batch_size=8), result, tmp_path / "log")
+    assert recorded["batch_size"] == 8
+    bench.add_estimates([recorded, plain := bench.record_of(cell, result, tmp_path / "log")])
+    assert recorded["estimated_gib_per_gpu"] > plain["estimated_gib_per_gpu"]  # 4x the activations
