@@ -23,10 +23,10 @@ first token (unpacked, that token is never predicted either).
 
 torch_compile compiles regionally: each decoder layer is compiled in place (`nn.Module.compile`), and
 as every layer runs the same code, one compiled forward and backward serve them all (PyTorch's
-"regional compilation" recipe; accelerate's `compile_regions` does the same). Compiling the whole model
-at once, as transformers' own `torch_compile` argument does, traces every layer into one graph and
-takes many times longer to compile. The layers are uncompiled again after training, so the notebook's
-later generation does not recompile for every new prompt length.
+"regional compilation" recipe; accelerate's `compile_regions` does the same), where transformers' own
+`torch_compile` argument traces the whole model, every layer again, into one graph. The layers are
+uncompiled again after training, so the notebook's later generation does not recompile for every new
+prompt length.
 
 Not here: FlashAttention-3, Unsloth's kernels, sequence parallelism.
 """

@@ -242,10 +242,10 @@ class TrainingArguments:
                     "优化器", help_zh="优化器名（transformers）；GaLore 会设置自己的优化器。")
     torch_compile: bool = _f(False, "Compile the model with torch.compile (LLaMA-Factory passes this transformers "
                              "argument on). The kit compiles each decoder layer (regional compilation: one "
-                             "compiled forward and backward serve every layer, so compiling takes seconds, not "
-                             "minutes); the first steps are slow while it compiles, later ones launch fewer, "
-                             "fused kernels. With Liger on, only its fused cross-entropy is used.", "Torch compile",
-                             "torch.compile 编译", help_zh="用 torch.compile 编译模型（LLaMA-Factory 原样传给 transformers 的参数）。本工具包逐层编译解码层（区域编译：一份编译好的前向与反向供所有层共用，编译只需数秒而非数分钟）；开头几步因编译较慢，之后启动更少、融合过的内核。同时开启 Liger 时只用它的融合交叉熵。")
+                             "compiled forward and backward serve every layer); the first steps are slow while "
+                             "it compiles, later ones launch fewer, fused kernels. With Liger on, only its fused "
+                             "cross-entropy is used.", "Torch compile",
+                             "torch.compile 编译", help_zh="用 torch.compile 编译模型（LLaMA-Factory 原样传给 transformers 的参数）。本工具包逐层编译解码层（区域编译：一份编译好的前向与反向供所有层共用）；开头几步因编译较慢，之后启动更少、融合过的内核。同时开启 Liger 时只用它的融合交叉熵。")
     torch_compile_mode: str | None = _f(None, "torch.compile's mode (transformers' argument; setting it turns "
                                         "torch_compile on): default, reduce-overhead (CUDA graphs: replays a "
                                         "step's kernels without launching each from Python), max-autotune, "
