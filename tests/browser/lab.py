@@ -11,6 +11,11 @@ def open_notebook(page, lab: str, name: str) -> None:
     page.goto(f"{lab}/lab/tree/notebooks/{name}?token={TOKEN}&reset")
     page.wait_for_selector(".jp-Notebook .jp-Cell", state="attached")
     wait_kernel_idle(page)
+    # When the kernel connects, JupyterLab's widget manager asks it for the widgets it holds. Widgets
+    # created by a cell run before that answer arrives can be overwritten by it, children unresolved
+    # ("Error: widget model not found", part of a panel never drawn: jupyter-widgets/ipyleaflet#968
+    # describes the race). A learner never clicks that fast; the tests wait as a learner would.
+    time.sleep(2.0)
 
 
 def command(page, name: str, args: dict | None = None):
