@@ -67,6 +67,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kit.env import source_commit  # noqa: E402  (each record names the commit it ran from)
+
 MODELS = ["SmolLM2-135M", "Qwen2.5-0.5B", "Llama-3.2-1B"]
 PATHS = ["naive", "kit", "fast"]
 EXTRA_PATHS = ["fast_b16", "fast_eq"]  # asked for by name (--paths / --jobs)
@@ -74,12 +76,6 @@ DEMO = ["alpaca_en_demo", "alpaca_zh_demo", "identity", "glaive_toolcall_en_demo
 RUN = dict(cutoff_len=1024, batch_size=16, lora_rank=16, lora_alpha=32, learning_rate=1e-4, logging_steps=10)
 FAST = dict(torch_compile=True, disable_gradient_checkpointing=True, optim="adamw_torch_fused")
 SMOKE = dict(cutoff_len=256, batch_size=4, lora_rank=4, lora_alpha=8, learning_rate=1e-4, logging_steps=1)
-
-
-def source_commit() -> str | None:
-    from kit.env import source_commit as commit
-
-    return commit()
 
 
 def versions() -> dict:
@@ -324,13 +320,12 @@ def kit_config(job: dict):
                   overwrite_output_dir=True)
     path = base_path(job["path"])
     variant = fast_variant(path)
-    if path in ("fast", "fast_b16") or variant:
+    if path in ("fast", "fast_b16", "fast_eq") or variant:
         values.update(enable_liger_kernel=True if job["device"] == "cuda" else "auto", neat_packing=True)
     if path == "fast":
         values.update(FAST, per_device_train_batch_size=equal_steps_batch(job))
     if path == "fast_eq":
-        values.update(FAST, enable_liger_kernel=True if job["device"] == "cuda" else "auto", neat_packing=True,
-                      torch_compile_mode="reduce-overhead", per_device_train_batch_size=1,
+        values.update(FAST, torch_compile_mode="reduce-overhead", per_device_train_batch_size=1,
                       cutoff_len=job["eq_cutoff_len"])
     if path in ("fast", "fast_eq") and job["device"] != "cuda":
         values.update(optim="adamw_torch")
@@ -419,7 +414,7 @@ def run_kit(job: dict) -> dict:
     result = run(config, device=job["device"], live_plot=False, callbacks=callbacks)
     losses = result.losses
     runtime = result.metrics["train_runtime"]  # seconds inside Trainer.train (data loading included)
-    from kit.train.accel import compiled, liger_active, liger_kernels
+    from kit.train.accel import compiled, cudnn_attention_off, liger_active, liger_kernels
 
     return dict(real_tokens_per_s=job["real_tokens"] / runtime, seconds=runtime, steps=result.global_step,
                 **clock.figures(job["real_tokens"]),
@@ -428,7 +423,7 @@ def run_kit(job: dict) -> dict:
                 gradient_checkpointing=use_gradient_checkpointing(config, job["device"]),
                 compiled=compiled(config), optim=config.optim, flash_attn=config.flash_attn,
                 liger_kernels=liger_kernels(config) if liger_active(config, job["device"]) else [],
-                cudnn_sdp=cuda and not cudnn_off(job["path"]) and not (config.flash_attn == "auto" and config.neat_packing),
+                cudnn_sdp=cuda and not cudnn_off(job["path"]) and not cudnn_attention_off(config, job["device"]),
                 peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
                 first_loss=losses[0], final_loss=losses[-1])
 

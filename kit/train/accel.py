@@ -276,6 +276,11 @@ def uncompile_layers(blocks: list) -> None:
         block._compiled_call_impl = None
 
 
+def cudnn_attention_off(config, device: str) -> bool:
+    """Whether attention_backends turns cuDNN attention off for this run (see there)."""
+    return config.flash_attn == "auto" and bool(config.neat_packing) and str(device).startswith("cuda")
+
+
 @contextlib.contextmanager
 def attention_backends(config, device: str):
     """A neat-packed run with flash_attn: auto on CUDA trains with PyTorch's SDPA but without its
@@ -285,7 +290,7 @@ def attention_backends(config, device: str):
     keep PyTorch's own choice. Restored afterwards."""
     import torch
 
-    if config.flash_attn != "auto" or not config.neat_packing or not str(device).startswith("cuda"):
+    if not cudnn_attention_off(config, device):
         yield
         return
     was = torch.backends.cuda.cudnn_sdp_enabled()
