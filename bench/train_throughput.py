@@ -28,6 +28,10 @@ LoRA r16 (alpha 32) on every linear layer, batch 16, one epoch, learning rate 1e
             from 1024 in steps of 64, which cuts no example: none reaches 1024 tokens) that the epoch has
             as many optimizer steps as the naive loop, each holding about a naive batch's 16 examples
             (fast's 1024-token rows hold about 12, so fast makes 545 steps to the naive loop's 416).
+* fast_cg   fast_eq's rows (one packed row per step, the naive loop's number of steps) with no compiler:
+            the decoder's forward and backward run as two captured CUDA graphs (`cuda_graphs: true`,
+            accel.DecoderGraph) around eager kernels, with all of Liger's kernels (RMSNorm, SwiGLU, RoPE,
+            fused linear cross-entropy). On a CPU (--smoke) the same run without the graphs.
 * fast_b16  the same switches at 16 packed rows per step: a packed row holds ~12 examples, so its
             epoch is ~12x fewer, larger steps (faster, but its final loss is that of a run with
             ~12x fewer optimizer steps, not comparable with the naive loop's).
@@ -71,7 +75,7 @@ from kit.env import source_commit  # noqa: E402  (each record names the commit i
 
 MODELS = ["SmolLM2-135M", "Qwen2.5-0.5B", "Llama-3.2-1B"]
 PATHS = ["naive", "kit", "fast"]
-EXTRA_PATHS = ["fast_b16", "fast_eq"]  # asked for by name (--paths / --jobs)
+EXTRA_PATHS = ["fast_b16", "fast_eq", "fast_cg"]  # asked for by name (--paths / --jobs)
 DEMO = ["alpaca_en_demo", "alpaca_zh_demo", "identity", "glaive_toolcall_en_demo", "sharegpt_demo"]
 RUN = dict(cutoff_len=1024, batch_size=16, lora_rank=16, lora_alpha=32, learning_rate=1e-4, logging_steps=10)
 FAST = dict(torch_compile=True, disable_gradient_checkpointing=True, optim="adamw_torch_fused")
@@ -320,14 +324,17 @@ def kit_config(job: dict):
                   overwrite_output_dir=True)
     path = base_path(job["path"])
     variant = fast_variant(path)
-    if path in ("fast", "fast_b16", "fast_eq") or variant:
+    if path in ("fast", "fast_b16", "fast_eq", "fast_cg") or variant:
         values.update(enable_liger_kernel=True if job["device"] == "cuda" else "auto", neat_packing=True)
     if path == "fast":
         values.update(FAST, per_device_train_batch_size=equal_steps_batch(job))
     if path == "fast_eq":
         values.update(FAST, torch_compile_mode="reduce-overhead", per_device_train_batch_size=1,
                       cutoff_len=job["eq_cutoff_len"])
-    if path in ("fast", "fast_eq") and job["device"] != "cuda":
+    if path == "fast_cg":
+        values.update({k: v for k, v in FAST.items() if k != "torch_compile"}, cuda_graphs=job["device"] == "cuda",
+                      per_device_train_batch_size=1, cutoff_len=job["eq_cutoff_len"])
+    if path in ("fast", "fast_eq", "fast_cg") and job["device"] != "cuda":
         values.update(optim="adamw_torch")
     if variant:
         rows = variant["rows"]
@@ -422,6 +429,7 @@ def run_kit(job: dict) -> dict:
                 learning_rate=config.learning_rate,
                 gradient_checkpointing=use_gradient_checkpointing(config, job["device"]),
                 compiled=compiled(config), optim=config.optim, flash_attn=config.flash_attn,
+                cuda_graphs=config.cuda_graphs, cuda_graph_replays=result.metrics.get("cuda_graph_replays"),
                 liger_kernels=liger_kernels(config) if liger_active(config, job["device"]) else [],
                 cudnn_sdp=cuda and not cudnn_off(job["path"]) and not cudnn_attention_off(config, job["device"]),
                 peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,

@@ -65,7 +65,34 @@ def check(config, device: str):
             print(f"enable_liger_kernel: auto -> off ({problem}).")
     if config.neat_packing and config.stage not in ("sft", "pt"):
         raise ConfigError(f"field 'neat_packing' = True is for stages sft and pt, not {config.stage!r}")
+    if config.cuda_graphs:
+        problem = cuda_graphs_problem(config, device)
+        if problem:
+            raise ConfigError(f"field 'cuda_graphs' = True cannot be used: {problem}")
     return config
+
+
+def cuda_graphs_problem(config, device: str) -> str | None:
+    """Why `cuda_graphs` cannot run with this config on `device` (None when it can). A captured graph
+    replays fixed kernels on fixed buffers: one CUDA device, one input shape, nothing that syncs with
+    or re-seeds the CPU inside the step."""
+    from kit.train import distributed
+
+    if not str(device).startswith("cuda"):
+        return f"CUDA graphs need a CUDA GPU (this run uses {device!r}); set cuda_graphs: false"
+    if not config.neat_packing:
+        return ("every step must have one input shape: set neat_packing: true (the kit then pads each "
+                "packed row to cutoff_len)")
+    if compiled(config):
+        return "torch_compile (or torch_compile_mode) is on: choose one of the two, not both"
+    if use_gradient_checkpointing(config, device):
+        return ("gradient checkpointing re-runs layers with saved random-number state, which a graph cannot "
+                "capture: set disable_gradient_checkpointing: true")
+    if config.quantization_bit:
+        return "quantized (QLoRA) layers are not supported: set quantization_bit: null or cuda_graphs: false"
+    if distributed.world_size() > 1:
+        return "this is a multi-process run: the graph is for one GPU (DDP's gradient hooks are not captured)"
+    return None
 
 
 def liger_active(config, device: str) -> bool:
@@ -276,6 +303,128 @@ def uncompile_layers(blocks: list) -> None:
         block._compiled_call_impl = None
 
 
+# ------------------------------------------------------------------------------- CUDA graphs
+
+class DecoderGraph:
+    """cuda_graphs: the decoder stack (embeddings, every layer, the final norm) runs as one captured
+    CUDA graph forward and one backward, through PyTorch's `torch.cuda.make_graphed_callables`.
+
+    Installed on the decoder module (`model.model` in transformers' causal LMs, under any wrapper).
+    The first training forward with a neat-packed batch (input_ids, a 4-D block-diagonal mask,
+    position_ids) captures the graphs with that batch's shapes; every later forward of the same
+    shapes copies its inputs into the graph's buffers and replays. The language-model head and the
+    loss (Liger's fused cross-entropy, when on) run outside, as usual. Anything else (evaluation,
+    generation, another shape) runs the decoder eagerly, as before; `eager_calls` counts those
+    during training. `remove` restores the decoder's own forward.
+
+    Two details of make_graphed_callables shape this class. Autocast must run without its cache
+    while capturing (the capture uses the step's autocast dtype). A parameter's gradient comes back
+    in the graph's static buffer; autograd may keep that buffer as `.grad` itself, so with gradient
+    accumulation the next replay would overwrite an earlier micro-batch's gradient: then each
+    trainable parameter gets a hook that hands autograd a copy."""
+
+    needs_cuda = True  # a test of the routing on CPU turns this off (and fakes the capture)
+    SAFE_KWARGS = {"use_cache": (None, False), "past_key_values": (None,), "cache": (None,), "inputs_embeds": (None,),
+                   "cache_position": (None,), "return_dict": (None, True), "output_attentions": (None, False),
+                   "output_hidden_states": (None, False)}
+
+    def __init__(self, model, accumulation_steps: int = 1):
+        self.decoder = decoder_module(model)
+        self.graphed = None
+        self.shapes = None
+        self.captures = 0
+        self.replays = 0
+        self.eager_calls = 0
+        self.own_forward = self.decoder.forward
+        self.hooks = []
+        if accumulation_steps > 1:
+            self.hooks = [p.register_hook(lambda grad: grad.clone())
+                          for p in self.decoder.parameters() if p.requires_grad]
+        self.decoder.forward = self.forward
+
+    def remove(self) -> None:
+        if self.decoder.__dict__.get("forward") == self.forward:
+            del self.decoder.forward
+        for hook in self.hooks:
+            hook.remove()
+        self.hooks = []
+        self.graphed = None
+
+    def eligible(self, input_ids, attention_mask, position_ids, kwargs) -> bool:
+        import torch
+
+        if not (self.decoder.training and torch.is_grad_enabled()):
+            return False
+        if input_ids is None or attention_mask is None or position_ids is None or attention_mask.dim() != 4:
+            return False
+        if self.needs_cuda and not input_ids.is_cuda:
+            return False
+        for key, value in kwargs.items():
+            if key == "num_items_in_batch":  # the Trainer's loss normaliser: the decoder does not use it
+                continue
+            if key not in self.SAFE_KWARGS or not any(value is ok for ok in self.SAFE_KWARGS[key]):
+                return False
+        return True
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, **kwargs):
+        if not self.eligible(input_ids, attention_mask, position_ids, kwargs):
+            if self.decoder.training:
+                self.eager_calls += 1
+            return self.own_forward(input_ids=input_ids, attention_mask=attention_mask,
+                                    position_ids=position_ids, **kwargs)
+        from transformers.modeling_outputs import BaseModelOutputWithPast
+
+        args = (input_ids, attention_mask, position_ids)
+        shapes = tuple((tuple(a.shape), a.dtype) for a in args)
+        if self.graphed is None:
+            self.capture(args)
+            self.shapes = shapes
+        elif shapes != self.shapes:
+            self.eager_calls += 1
+            return self.own_forward(input_ids=input_ids, attention_mask=attention_mask,
+                                    position_ids=position_ids, **kwargs)
+        self.replays += 1
+        return BaseModelOutputWithPast(last_hidden_state=self.graphed(*args))
+
+    def capture(self, args) -> None:
+        import torch
+
+        own_forward = self.own_forward
+
+        class Call(torch.nn.Module):  # a module, so that its parameters (the decoder's) get gradients
+            def __init__(self, decoder):
+                super().__init__()
+                self.decoder = decoder
+
+            def forward(self, input_ids, attention_mask, position_ids):
+                return own_forward(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                   use_cache=False).last_hidden_state
+
+        call = Call(self.decoder)
+        call.train(self.decoder.training)
+        dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else torch.bfloat16
+        with torch.autocast("cuda", dtype=dtype, enabled=torch.is_autocast_enabled("cuda"), cache_enabled=False):
+            self.graphed = torch.cuda.make_graphed_callables(call, args, num_warmup_iters=3)
+        self.captures += 1
+
+
+def decoder_module(model):
+    """The decoder stack of a causal LM (embeddings, layers, final norm), under peft or not."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = base.get_decoder() if hasattr(base, "get_decoder") else getattr(base, "model", None)
+    if decoder is None or decoder is base:
+        raise ConfigError(f"field 'cuda_graphs' = True: no decoder module found in {type(base).__name__}; "
+                          f"set cuda_graphs: false for this model")
+    return decoder
+
+
+def graph_decoder(model, config) -> DecoderGraph | None:
+    """cuda_graphs: install a DecoderGraph (captured at the first training step); None when off."""
+    if not config.cuda_graphs:
+        return None
+    return DecoderGraph(model, accumulation_steps=config.gradient_accumulation_steps)
+
+
 def cudnn_attention_off(config, device: str) -> bool:
     """Whether attention_backends turns cuDNN attention off for this run (see there)."""
     return config.flash_attn == "auto" and bool(config.neat_packing) and str(device).startswith("cuda")
@@ -303,10 +452,10 @@ def attention_backends(config, device: str):
 
 def packing_collator(config, tokenizer, attn_implementation: str | None) -> NeatPackingCollator:
     """The neat-packing collator for a config. A compiled model re-traces (and, with CUDA graphs,
-    re-records) for every new input shape, so a compiled run pads every packed row to cutoff_len:
-    all its steps then have one shape."""
+    re-records) for every new input shape, so a compiled run, or one with cuda_graphs, pads every
+    packed row to cutoff_len: all its steps then have one shape."""
     return NeatPackingCollator(tokenizer, attn_implementation,
-                               pad_to_multiple_of=config.cutoff_len if compiled(config) else None)
+                               pad_to_multiple_of=config.cutoff_len if compiled(config) or config.cuda_graphs else None)
 
 
 def causal_lm_trainer(ctx, train, evaluation):

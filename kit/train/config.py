@@ -255,6 +255,15 @@ class TrainingArguments:
                                         choices=[None, "default", "reduce-overhead", "max-autotune",
                                                  "max-autotune-no-cudagraphs"],
                                         help_zh="torch.compile 的模式（transformers 的参数；设置后自动开启编译）：default、reduce-overhead（CUDA Graph：整步重放内核，不再逐个从 Python 启动）、max-autotune、max-autotune-no-cudagraphs。与 neat_packing 同用时，每个打包行都补齐到 cutoff_len，使每步形状相同。")
+    cuda_graphs: bool = _f(False, "Run the decoder's forward and backward as two captured CUDA graphs (PyTorch's "
+                           "make_graphed_callables): each step replays them instead of launching every kernel from "
+                           "Python, with no compile time. For a single CUDA GPU with neat_packing (every row padded "
+                           "to cutoff_len, so every step has one shape), gradient checkpointing off and "
+                           "torch_compile off. The kit's own switch; LLaMA-Factory has none.", "CUDA graphs",
+                           "CUDA Graph 重放", kit_only=True,
+                           help_zh="把解码器的前向与反向各录成一张 CUDA Graph（PyTorch 的 make_graphed_callables）：每步重放整张图，"
+                                   "不再从 Python 逐个启动内核，也没有编译时间。要求：单块 CUDA GPU、开启 neat_packing（每个打包行补齐到 "
+                                   "cutoff_len，每步形状相同）、关闭梯度检查点、关闭 torch_compile。本工具包自有的开关，LLaMA-Factory 没有。")
     dataloader_num_workers: int = _f(0, "Worker processes that batch the data beside training (transformers' "
                                      "argument); 0 = in the training process.", "Dataloader workers",
                                      "数据加载进程数", min=0, help_zh="在训练之外并行组批的进程数（transformers 的参数）；0 = 在训练进程内组批。")

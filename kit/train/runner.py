@@ -316,10 +316,16 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
 
     interrupted = False
     metrics = {}
+    decoder_graph = accel.graph_decoder(model, config)  # cuda_graphs: captured at the first step
     try:
         with accel.attention_backends(config, device):
             output = trainer.train(resume_from_checkpoint=checkpoint)
         metrics = dict(output.metrics)
+        if decoder_graph is not None:  # how many training forwards replayed the graph, how many ran eagerly
+            metrics.update(cuda_graph_replays=decoder_graph.replays, cuda_graph_eager_forwards=decoder_graph.eager_calls)
+            if decoder_graph.eager_calls:
+                print(f"cuda_graphs: {decoder_graph.eager_calls} of {decoder_graph.eager_calls + decoder_graph.replays} "
+                      f"training forwards ran without the graph (another input shape or argument)")
         interrupted = stopper.aborted or stopper.flag.is_set()  # another callback may have set it
     except KeyboardInterrupt:
         interrupted = True
@@ -328,6 +334,8 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
         trainer._save_checkpoint(trainer.model, trial=None)  # model, optimizer, scheduler, RNG, step
     finally:
         accel.uncompile_layers(compiled_blocks)
+        if decoder_graph is not None:
+            decoder_graph.remove()
         model.config.use_cache = use_cache
     if not interrupted:
         trainer.save_model(str(out))
