@@ -83,6 +83,26 @@ def tiny_facts():
                                vocab_size=512, name="tiny")
 
 
+def core_share(share: int, shares: int, cpus: list[int] | None = None, sysfs: str = "/sys/devices/system/cpu") -> list[int]:
+    """The logical CPUs of the share-th of `shares` equal parts of this process's physical cores (hyper-
+    threads of one core stay together; cores ordered by package, then core id). Used to give each rank
+    of a cell, and a single-GPU cell, the same number of whole cores of its own (--cpu-affinity)."""
+    cpus = sorted(os.sched_getaffinity(0)) if cpus is None else cpus
+    cores: dict[tuple[int, int], list[int]] = {}
+    for cpu in cpus:
+        topo = Path(sysfs) / f"cpu{cpu}" / "topology"
+        try:
+            key = (int((topo / "physical_package_id").read_text()), int((topo / "core_id").read_text()))
+        except (OSError, ValueError):
+            key = (0, cpu)  # no topology: each CPU its own core
+        cores.setdefault(key, []).append(cpu)
+    ordered = [cores[k] for k in sorted(cores)]
+    per = len(ordered) // shares
+    if per == 0:
+        raise ValueError(f"{len(ordered)} physical cores cannot be split into {shares} shares")
+    return sorted(c for core in ordered[share * per:(share + 1) * per] for c in core)
+
+
 def worker(cell: dict, result_path: str) -> None:
     import torch
     import torch.distributed as dist
@@ -93,6 +113,10 @@ def worker(cell: dict, result_path: str) -> None:
 
     cuda = torch.cuda.is_available()
     local = int(os.environ.get("LOCAL_RANK", "0"))
+    pinned = None
+    if cell.get("cpu_shares"):  # --cpu-affinity: this rank on whole cores of its own
+        pinned = core_share(local, cell["cpu_shares"])
+        os.sched_setaffinity(0, pinned)
     device = torch.device(f"cuda:{local}" if cuda else "cpu")
     if cuda:
         torch.cuda.set_device(device)
@@ -163,7 +187,8 @@ def worker(cell: dict, result_path: str) -> None:
         trainable = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters() if p.requires_grad)
         Path(result_path).write_text(json.dumps(dict(
             real_tokens_per_s=round(tokens / meter.elapsed, 1), peak_bytes_per_gpu=int(peak.item()),
-            seconds_timed=round(meter.elapsed, 3), trainable_params=trainable, gpu=gpu_name(), versions=versions())))
+            seconds_timed=round(meter.elapsed, 3), trainable_params=trainable, gpu=gpu_name(), versions=versions(),
+            **({"cpus_per_rank": len(pinned)} if pinned else {}))))
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
@@ -220,7 +245,7 @@ def record_of(cell: dict, result: Path, log: Path, killed: bool = False) -> dict
         record.update(real_tokens_per_s=measured["real_tokens_per_s"],
                       peak_gib_per_gpu=round(measured["peak_bytes_per_gpu"] / GIB, 3),
                       status="ok", trainable_params=measured["trainable_params"])
-        record.update({k: measured[k] for k in ("gpu", "versions") if k in measured})
+        record.update({k: measured[k] for k in ("gpu", "versions", "cpus_per_rank") if k in measured})
         from kit.env import source_commit
 
         if commit := source_commit():
@@ -293,6 +318,10 @@ def main(argv=None) -> int:
                         help=f"per-GPU batch of every cell (default {SETTINGS['batch_size']}): an experiment "
                              "with more work per step, written to its own --out (it cannot --update the "
                              "committed results, whose cells share one batch size)")
+    parser.add_argument("--cpu-affinity", action="store_true",
+                        help="pin every rank (and a single-GPU cell's one process) to its own half of the machine's "
+                             "physical cores, as `accelerate launch --enable_cpu_affinity` does per GPU: CPU-bound "
+                             "ranks then do not share cores (records carry cpus_per_rank)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="measure every cell this many times, in rounds (all cells, then all again); a record "
                              "holds the median tokens/s and each round's reading in repeat_readings")
@@ -337,6 +366,8 @@ def main(argv=None) -> int:
         cells = [dict(c, timed_steps=args.timed_steps) for c in cells]
     if args.batch_size:
         cells = [dict(c, batch_size=args.batch_size) for c in cells]
+    if args.cpu_affinity:
+        cells = [dict(c, cpu_shares=max(MODES.values())) for c in cells]
     if args.cells:
         known = {f"{c['model']}/{c['method']}/{c['mode']}": c for c in cells}
         unknown = [name for name in args.cells if name not in known]

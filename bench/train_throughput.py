@@ -5,9 +5,14 @@
     python bench/train_throughput.py --jobs Qwen2.5-0.5B/kit SmolLM2-135M/fast --update
                                             # these (model, path) jobs only, replacing their records
 
-One process per (model, path), all on the same rows: the kit's SFT demo data (alpaca_en/zh, identity,
-glaive tool calls, sharegpt; variable lengths) repeated until one epoch holds at least --min-tokens
-real (non-pad) tokens, encoded with the smollm2 template by kit's own encoder at cutoff_len 1024.
+One process per (model, path), all on the same rows in the same order: the kit's SFT demo data
+(alpaca_en/zh, identity, glaive tool calls, sharegpt; variable lengths) repeated until one epoch holds
+at least --min-tokens real (non-pad) tokens, shuffled once (seed 42) into one ShareGPT file
+(mix_sources; checked to encode to the same examples), encoded with the smollm2 template by kit's own
+encoder at cutoff_len 1024. The naive loop takes its batches in the file's order and the kit's paths
+run with `disable_shuffling: true`, so step k of every path sees about the same examples (records
+with data_order "mixed-once"; earlier records packed each source in its own order, so a packed row
+held examples of one source, and the rows were then shuffled).
 LoRA r16 (alpha 32) on every linear layer, batch 16, one epoch, learning rate 1e-4 (cosine), bf16.
 
 * naive     a hand-written transformers + peft loop: padded batches of 16 examples (each padded to
@@ -79,6 +84,8 @@ EXTRA_PATHS = ["fast_b16", "fast_eq", "fast_cg"]  # asked for by name (--paths /
 DEMO = ["alpaca_en_demo", "alpaca_zh_demo", "identity", "glaive_toolcall_en_demo", "sharegpt_demo"]
 RUN = dict(cutoff_len=1024, batch_size=16, lora_rank=16, lora_alpha=32, learning_rate=1e-4, logging_steps=10)
 FAST = dict(torch_compile=True, disable_gradient_checkpointing=True, optim="adamw_torch_fused")
+MIXED = "bench_mix"  # the demo sets, shuffled once into one file (mix_sources)
+DATA_ORDER = "mixed-once"  # records before 2026-11-30 (fifth GPU session) have none: sources in order, then shuffled
 SMOKE = dict(cutoff_len=256, batch_size=4, lora_rank=4, lora_alpha=8, learning_rate=1e-4, logging_steps=1)
 
 
@@ -138,8 +145,8 @@ def prepare_data(work: Path, tokenizer_dir: Path, cutoff_len: int, min_tokens: i
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     template = templates.get("smollm2")
 
-    def encode(names_text, folder):
-        rows = data.load_dataset(names_text, dataset_dir=folder, stage="sft", max_samples=max_samples)
+    def encode(names_text, folder, limit=max_samples):
+        rows = data.load_dataset(names_text, dataset_dir=folder, stage="sft", max_samples=limit)
         return encode_rows(rows, tokenizer, template, TrainConfig(cutoff_len=cutoff_len))
 
     per_pass = sum(len(ids) for ids in encode(",".join(names), src)["input_ids"])
@@ -154,16 +161,36 @@ def prepare_data(work: Path, tokenizer_dir: Path, cutoff_len: int, min_tokens: i
             bench_info[f"{name}__{k}"] = entry
             dataset.append(f"{name}__{k}")
     (out / "dataset_info.json").write_text(json.dumps(bench_info, indent=1))
-    features = encode(",".join(dataset), out)  # exactly what every path trains on: its real tokens
+    sources = encode(",".join(dataset), out)
+    mixed = mix_sources(",".join(dataset), out, bench_info, max_samples)
+    features = encode(mixed, out, None)  # exactly what every path trains on, in this order: its real tokens
+    if sorted(map(tuple, features["input_ids"])) != sorted(map(tuple, sources["input_ids"])):
+        raise SystemExit(f"{mixed}: the shuffled copy does not encode to the same examples as the demo sets")
     encoded = features["input_ids"]
     from kit.train.accel import pack_neat
 
     settings = SMOKE if smoke else RUN
     eq_len, eq_rows = equal_steps_row_length(features, cutoff_len, math.ceil(len(encoded) / settings["batch_size"]))
-    return dict(dataset_dir=str(out), dataset=",".join(dataset), real_tokens=sum(len(ids) for ids in encoded),
-                rows=len(encoded), repeats=repeats, max_samples=max_samples,
+    return dict(dataset_dir=str(out), dataset=mixed, real_tokens=sum(len(ids) for ids in encoded),
+                rows=len(encoded), repeats=repeats, max_samples=None,  # the mixed file holds only what is trained
                 packed_rows=len(pack_neat(features, cutoff_len)["input_ids"]),
                 eq_cutoff_len=eq_len, eq_packed_rows=eq_rows)
+
+
+def mix_sources(names: str, folder: Path, info: dict, max_samples: int | None, seed: int = 42) -> str:
+    """The demo sets' examples shuffled once (seed 42) into one ShareGPT file, registered as MIXED: the
+    data order of every path. The naive loop takes its batches in this order and the kit's paths run
+    with disable_shuffling, so a packed row holds about the examples of the naive batch at the same
+    step (packing the sources in their own order would fill each row from one source)."""
+    from kit import data
+    from kit.data.tools import registry_entry, to_format, write_rows
+
+    rows = data.load_dataset(names, dataset_dir=folder, stage="sft", max_samples=max_samples, verbose=False).to_list()
+    random.Random(seed).shuffle(rows)
+    path = write_rows(to_format(rows, "sharegpt"), folder / f"{MIXED}.json", overwrite=True)
+    info[MIXED] = registry_entry(rows, "sharegpt", path.name)
+    (folder / "dataset_info.json").write_text(json.dumps(info, indent=1))
+    return MIXED
 
 
 def equal_steps_row_length(features: dict, cutoff_len: int, steps: int, multiple: int = 64) -> tuple[int, int]:
@@ -321,7 +348,7 @@ def kit_config(job: dict):
                   learning_rate=s["learning_rate"], num_train_epochs=1.0, lora_rank=s["lora_rank"],
                   lora_alpha=s["lora_alpha"], bf16=job["device"] == "cuda", logging_steps=s["logging_steps"],
                   save_strategy="no", report_to="none", plot_loss=False, output_dir=job["output_dir"],
-                  overwrite_output_dir=True)
+                  overwrite_output_dir=True, disable_shuffling=True)  # the naive loop's order (mix_sources)
     path = base_path(job["path"])
     variant = fast_variant(path)
     if path in ("fast", "fast_b16", "fast_eq", "fast_cg") or variant:
@@ -451,8 +478,7 @@ def run_naive(job: dict) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(job["model_dir"])
     rows = data.load_dataset(job["dataset"], dataset_dir=job["dataset_dir"], stage="sft", max_samples=job["max_samples"])
     feats = encode_rows(rows, tokenizer, templates.get("smollm2"), TrainConfig(cutoff_len=s["cutoff_len"]))
-    order = list(range(len(feats["input_ids"])))
-    random.Random(42).shuffle(order)
+    order = list(range(len(feats["input_ids"])))  # the mixed file's order (mix_sources shuffled it once)
     torch.manual_seed(42)
     model = AutoModelForCausalLM.from_pretrained(job["model_dir"], dtype=torch.bfloat16).to(device)
     lora = LoraConfig(r=s["lora_rank"], lora_alpha=s["lora_alpha"], lora_dropout=0.0, task_type="CAUSAL_LM",
@@ -570,7 +596,7 @@ def replace_records(earlier: list[dict], new: list[dict]) -> list[dict]:
 
 
 READING_KEYS = ("real_tokens_per_s", "peak_gib", "first_loss", "final_loss", "steps", "seconds", "date", "beside",
-                "commit", "gpu")
+                "commit", "gpu", "data_order")
 
 
 def reading(record: dict) -> dict:
@@ -676,7 +702,7 @@ def main(argv=None) -> int:
     for model, path in jobs:
         folder = build_model_folder(model, work / "models" / model, tok, args.smoke)
         record = dict(model=model, path=path, gpu=gpu, versions=versions(), commit=source_commit(),
-                      real_tokens=prep["real_tokens"],
+                      real_tokens=prep["real_tokens"], data_order=DATA_ORDER,
                       rows=prep["rows"], packed_rows=prep["packed_rows"], date=time.strftime("%Y-%m-%d"),
                       **{k: v for k, v in settings.items()})
         if args.beside:

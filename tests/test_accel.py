@@ -198,3 +198,13 @@ def test_a_compiled_run_keeps_only_liger_fused_cross_entropy():
     assert accel.liger_kernels(TrainConfig(enable_liger_kernel=True)) == [
         "rope", "rms_norm", "swiglu", "fused_linear_cross_entropy"]
     assert accel.liger_kernels(TrainConfig(enable_liger_kernel=True, torch_compile=True)) == ["fused_linear_cross_entropy"]
+
+
+def test_disable_shuffling_takes_rows_in_order(tmp_path):
+    from kit.train import runner
+
+    config = TrainConfig(disable_shuffling=True, output_dir=str(tmp_path / "o"), report_to="none")
+    assert runner.training_arguments(config, "cpu")["train_sampling_strategy"] == "sequential"
+    assert runner.training_arguments(TrainConfig(output_dir=str(tmp_path / "p"), report_to="none"), "cpu"
+                                     )["train_sampling_strategy"] == "random"
+    assert "disable_shuffling: true" in config.to_llamafactory_yaml()  # LLaMA-Factory's own argument

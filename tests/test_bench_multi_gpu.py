@@ -78,3 +78,16 @@ def test_a_larger_batch_is_an_experiment_with_its_own_records(tmp_path):
     assert recorded["batch_size"] == 8
     bench.add_estimates([recorded, plain := bench.record_of(cell, result, tmp_path / "log")])
     assert recorded["estimated_gib_per_gpu"] > plain["estimated_gib_per_gpu"]  # 4x the activations
+
+
+def test_cpu_affinity_gives_each_rank_whole_cores_of_its_own(tmp_path):
+    for cpu in range(8):  # 4 cores with 2 hyper-threads each: cpu c and c + 4 share core c
+        topo = tmp_path / f"cpu{cpu}" / "topology"
+        topo.mkdir(parents=True)
+        (topo / "physical_package_id").write_text("0")
+        (topo / "core_id").write_text(str(cpu % 4))
+    first, second = (bench.core_share(r, 2, list(range(8)), str(tmp_path)) for r in (0, 1))
+    assert (first, second) == ([0, 1, 4, 5], [2, 3, 6, 7])  # no core in both, siblings kept together
+    assert bench.core_share(0, 2, [0, 1], str(tmp_path / "none")) == [0]  # no topology: a CPU per core
+    with pytest.raises(ValueError, match="cannot be split"):
+        bench.core_share(0, 2, [0], str(tmp_path / "none"))

@@ -114,6 +114,9 @@ class DataArguments:
     neat_packing: bool = _f(False, "Packing without cross-attention: each example in a packed sequence "
                             "attends only to itself (position ids restart; a block-diagonal causal mask). "
                             "Implies packing.", "Neat packing", "使用无污染打包", help_zh="无交叉注意力的打包：打包序列中每条样本只看自己（位置编号重新开始；块对角因果掩码）。隐含开启打包。")
+    disable_shuffling: bool = _f(False, "Take the training rows in the dataset's order instead of shuffling them "
+                                 "each epoch (LLaMA-Factory's argument).", "Disable shuffling", "不打乱顺序",
+                                 help_zh="按数据集原有顺序取训练样本，不在每个 epoch 打乱（LLaMA-Factory 的参数）。")
     force_template: bool = _f(False, "Train even when the template's special markers are not single tokens "
                               "of the model's tokenizer (they are added as new tokens). Normally such a "
                               "template is refused before the model loads.", "Force template", "强制使用模板",
