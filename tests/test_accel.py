@@ -198,6 +198,8 @@ def test_a_compiled_run_keeps_only_liger_fused_cross_entropy():
     assert accel.liger_kernels(TrainConfig(enable_liger_kernel=True)) == [
         "rope", "rms_norm", "swiglu", "fused_linear_cross_entropy"]
     assert accel.liger_kernels(TrainConfig(enable_liger_kernel=True, torch_compile=True)) == ["fused_linear_cross_entropy"]
+    assert accel.liger_kernels(TrainConfig(enable_liger_kernel=True, cuda_graphs=True)) == [
+        "rope", "rms_norm", "swiglu", "cross_entropy"]  # no chunked vocabulary matmuls beside the graph
 
 
 def test_disable_shuffling_takes_rows_in_order(tmp_path):

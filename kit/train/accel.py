@@ -104,6 +104,11 @@ def apply_liger(model, config, device: str) -> bool:
     RoPE, RMSNorm, SwiGLU and the fused linear cross-entropy (the logits are never materialised).
     In a compiled run (torch_compile) only the fused linear cross-entropy is applied: it runs outside
     the compiled layers, and inside them the compiler fuses RMSNorm, SwiGLU and RoPE itself.
+    With cuda_graphs, Liger's plain cross-entropy kernel replaces the fused one: the fused kernel
+    multiplies the hidden states by the vocabulary matrix a few tokens at a time, reading the whole
+    matrix again for every chunk, which took 25 ms of an 82 ms graphed step of Qwen2.5-0.5B (151k
+    vocabulary, one 1,344-token row; bench/results/train_throughput_profiles/), while the logits
+    it saves are 0.4 GB at that row length.
     Returns whether anything was applied; an architecture Liger does not know is a ConfigError."""
     if not liger_active(config, device):
         return False
@@ -118,9 +123,11 @@ def apply_liger(model, config, device: str) -> bool:
         raise ConfigError(f"field 'enable_liger_kernel' = True: Liger has no kernels for model_type "
                           f"{model_type!r}; known: {', '.join(sorted(MODEL_TYPE_TO_APPLY_LIGER_FN))}")
     kwargs = {}
+    known = inspect.signature(apply).parameters
     if compiled(config):
-        known = inspect.signature(apply).parameters
         kwargs = {name: False for name in ("rope", "rms_norm", "swiglu", "layer_norm", "geglu") if name in known}
+    if config.cuda_graphs and "fused_linear_cross_entropy" in known:
+        kwargs.update(fused_linear_cross_entropy=False, **({"cross_entropy": True} if "cross_entropy" in known else {}))
     apply(model=model, **kwargs)
     return True
 
@@ -129,6 +136,8 @@ def liger_kernels(config) -> list[str]:
     """The Liger kernels a run with enable_liger_kernel applies (where Liger runs at all)."""
     if compiled(config):
         return ["fused_linear_cross_entropy"]
+    if config.cuda_graphs:
+        return ["rope", "rms_norm", "swiglu", "cross_entropy"]
     return ["rope", "rms_norm", "swiglu", "fused_linear_cross_entropy"]
 
 
