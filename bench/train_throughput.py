@@ -577,7 +577,7 @@ def job_list(named: list[str] | None, models: list[str], paths: list[str]) -> li
 def replace_records(earlier: list[dict], new: list[dict]) -> list[dict]:
     """The earlier records, each (model, path) measured now replaced in place; new ones appended. A job
     skipped now (deadline) keeps its earlier record, if there is one."""
-    earlier = migrated(earlier)
+    earlier, new = migrated(earlier), migrated(new)
     known = {(r["model"], r["path"]) for r in earlier}
     fresh = {(r["model"], r["path"]): r for r in new
              if r.get("status") != "skipped" or (r["model"], r["path"]) not in known}
@@ -596,7 +596,8 @@ def replace_records(earlier: list[dict], new: list[dict]) -> list[dict]:
 
 
 READING_KEYS = ("real_tokens_per_s", "peak_gib", "first_loss", "final_loss", "steps", "seconds", "date", "beside",
-                "commit", "gpu", "data_order")
+                "commit", "gpu", "data_order", "steady_real_tokens_per_s", "steady_s_per_step", "first_steps_s",
+                "steady_from_step")
 
 
 def reading(record: dict) -> dict:
@@ -608,24 +609,70 @@ def reading(record: dict) -> dict:
 def migrated(records: list[dict]) -> list[dict]:
     """Records written before the fast path was step-matched (2026-11-30): a "fast" record that ran
     without recording rows_per_step ran at batch_size packed rows per step, the path now called fast_b16
-    (a skipped job's record ran nothing and stays as it is)."""
+    (a skipped job's record ran nothing and stays as it is). A fast_cg record with Liger's fused
+    cross-entropy ran before fast_cg switched to the plain one: fast_cg_flce."""
     out = []
     for r in records:
         if r["path"] == "fast" and "rows_per_step" not in r and r.get("steps"):  # it ran, at batch_size rows
             r = dict(r, path="fast_b16", renamed_from="fast")
         elif r["path"] == "fast" and "rows_per_step" in r and "compiled" not in r:  # Liger + neat packing only, eager, checkpointing
             r = dict(r, path="fast_eager_gc", renamed_from="fast")
+        elif r["path"] == "fast_cg" and "fused_linear_cross_entropy" in r.get("liger_kernels", []):
+            r = dict(r, path="fast_cg_flce", renamed_from="fast_cg")  # before fast_cg took Liger's plain cross-entropy
         out.append(r)
     return out
+
+
+def baseline(records: list[dict], record: dict) -> dict | None:
+    """The naive loop's reading that `record` is compared with: of the naive record and its earlier
+    readings, newest first, the one with the same `beside` and `commit` (measured beside it, in the same
+    call), else the same `beside`, else the newest of the same `data_order` (a job that ran without a
+    naive loop of its own). Lesson 12 uses the same rule."""
+    naive = next((n for n in records if n["model"] == record["model"] and n["path"] == "naive"
+                  and n.get("status") == "ok"), None)
+    if naive is None:
+        return None
+    readings = [naive, *reversed(naive.get("earlier_readings", []))]
+    for same in (lambda x: x.get("beside") == record.get("beside") and x.get("commit") == record.get("commit"),
+                 lambda x: x.get("beside") == record.get("beside"),
+                 lambda x: x.get("data_order") == record.get("data_order")):
+        found = [x for x in readings if same(x)]
+        if found:
+            return found[0]
+    return naive
+
+
+TABLE_PATHS = {"naive": "naive", "kit": "kit", "fast_b16": "fast_b16", "fast_eager_gc": "fast_eager_gc",
+               "fast+torch_compile=false": "fast, eager", "fast": "fast",
+               "fast+torch_compile_mode=reduce-overhead": "fast, CUDA graphs", "fast_cg_flce": "fast_cg_flce",
+               "fast_cg": "fast_cg"}
+
+
+def markdown_table(records: list[dict]) -> str:
+    """The README's table: every model's measured paths (TABLE_PATHS, in that order), each ratio against
+    its own baseline reading."""
+    lines = ["| model | path | steps | real tokens/s | steady | peak GiB | speed / memory vs naive | loss first → final |",
+             "|---|---|---|---|---|---|---|---|"]
+    ok = {(r["model"], r["path"]): r for r in records if r.get("status") == "ok"}
+    for model in dict.fromkeys(r["model"] for r in records):
+        for path, label in TABLE_PATHS.items():
+            r = ok.get((model, path))
+            if r is None:
+                continue
+            naive = r if path == "naive" else baseline(records, r)
+            steady = f"{r['steady_real_tokens_per_s']:,.0f}" if r.get("steady_real_tokens_per_s") else ""
+            lines.append(f"| {model} | {label} | {r['steps']} | {r['real_tokens_per_s']:,.0f} | {steady} | "
+                         f"{r['peak_gib']:.2f} | {r['real_tokens_per_s'] / naive['real_tokens_per_s']:.2f}x / "
+                         f"{r['peak_gib'] / naive['peak_gib']:.2f}x | {r['first_loss']:.3f} → {r['final_loss']:.3f} |")
+    return "\n".join(lines)
 
 
 def summarize(records: list[dict]) -> str:
     lines = [f"{'model':14s} {'path':8s} {'steps':>5s} {'tok/s':>9s} {'peak GiB':>9s} {'first':>7s} {'final':>7s}  vs naive"]
     for r in records:
-        naive = next((n for n in records if n["model"] == r["model"] and n["path"] == "naive"
-                      and n.get("status") == "ok"), None)
+        naive = baseline(records, r)
         ratio = ""
-        if naive and r.get("status") == "ok" and r is not naive:
+        if naive and r.get("status") == "ok" and r["path"] != "naive":
             ratio = f"{r['real_tokens_per_s'] / naive['real_tokens_per_s']:.2f}x speed"
             if r.get("peak_gib") and naive.get("peak_gib"):
                 ratio += f", {r['peak_gib'] / naive['peak_gib']:.2f}x memory"
@@ -656,6 +703,8 @@ def main(argv=None) -> int:
                         help="profile this many optimizer steps of each job (torch.profiler); writes "
                              "<out>/profile_<model>_<path>.txt. Profiled timings are not results: use another --out")
     parser.add_argument("--profile-start", type=int, default=10, help="the first profiled optimizer step")
+    parser.add_argument("--table", action="store_true", help="print <out>/train_throughput.json as the README's "
+                        "markdown table and stop")
     parser.add_argument("--beside", help="what else ran on the machine meanwhile (recorded with each job)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -676,6 +725,9 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = out / "train_throughput.json"
     earlier = json.loads(results.read_text()) if args.update and results.exists() else []
+    if args.table:
+        print(markdown_table(json.loads(results.read_text())))
+        return 0
     if args.merge is not None:  # with --update: each file's records replace the earlier ones, in order
         records = earlier
         for f in args.merge:

@@ -40,7 +40,7 @@ def test_fast_path_makes_about_as_many_steps_as_the_naive_loop():
 
 def test_records_of_the_batch_16_fast_path_are_migrated_and_skipped_jobs_keep_old_records():
     old_fast = dict(model="A", path="fast", batch_size=16, steps=35)           # written before rows_per_step
-    new_fast = dict(model="A", path="fast", batch_size=16, rows_per_step=1, steps=545, status="ok")
+    new_fast = dict(model="A", path="fast", batch_size=16, rows_per_step=1, steps=545, status="ok", compiled=True)
     skipped = dict(model="A", path="kit", batch_size=16, status="skipped")
     earlier = [old_fast, dict(model="A", path="kit", batch_size=16, status="ok", steps=416)]
     merged = bench.replace_records(earlier, [new_fast, skipped])
@@ -181,3 +181,37 @@ def test_fast_eq_rows_are_just_long_enough_for_the_naive_number_of_steps():
     assert len(pack_neat(features, length - 16)["input_ids"]) > 3 or length == 64  # the shortest such length
     # an example as long as cutoff_len may have been cut: the row length is not raised
     assert bench.equal_steps_row_length(features, cutoff_len=50, steps=1) == (50, len(pack_neat(features, 50)["input_ids"]))
+
+
+def test_each_job_is_compared_with_the_naive_loop_measured_beside_it():
+    def naive(tokens, beside, commit, order=None):
+        return dict(model="A", path="naive", status="ok", real_tokens_per_s=tokens, beside=beside, commit=commit,
+                    **({"data_order": order} if order else {}))
+
+    readings = [naive(100.0, "lessons", "c1"), naive(200.0, "other GPU 0", "c2", "mixed-once"),
+                naive(300.0, "other GPU 0", "c3", "mixed-once")]
+    records = bench.replace_records(bench.replace_records([readings[0]], [readings[1]]), [readings[2]])
+    job = lambda **k: dict(model="A", path="fast_cg", status="ok", **k)
+    assert bench.baseline(records, job(beside="other GPU 0", commit="c2", data_order="mixed-once"))["real_tokens_per_s"] == 200.0
+    assert bench.baseline(records, job(beside="other GPU 0", commit="c9", data_order="mixed-once"))["real_tokens_per_s"] == 300.0
+    assert bench.baseline(records, job(beside="lessons", commit="c1"))["real_tokens_per_s"] == 100.0
+    assert bench.baseline(records, job(beside="the same job on the other GPU", commit=None))["real_tokens_per_s"] == 100.0
+    assert bench.baseline([], job()) is None
+
+
+def test_a_fast_cg_record_with_the_fused_cross_entropy_is_renamed():
+    flce = dict(model="A", path="fast_cg", status="ok", liger_kernels=["rope", "fused_linear_cross_entropy"])
+    plain = dict(model="A", path="fast_cg", status="ok", liger_kernels=["rope", "cross_entropy"])
+    assert [r["path"] for r in bench.migrated([flce, plain])] == ["fast_cg_flce", "fast_cg"]
+    assert [r["path"] for r in bench.replace_records([], [flce, plain])] == ["fast_cg_flce", "fast_cg"]
+
+
+def test_the_readme_table_takes_each_ratio_against_its_own_baseline():
+    def rec(path, tokens, beside, **k):
+        return dict(model="A", path=path, status="ok", real_tokens_per_s=tokens, beside=beside, commit="c", steps=4,
+                    peak_gib=2.0 if path == "naive" else 0.5, first_loss=10.0, final_loss=5.0, **k)
+
+    records = bench.replace_records([rec("naive", 100.0, "x")], [rec("naive", 50.0, "y"), rec("fast_cg", 200.0, "x")])
+    table = bench.markdown_table(records).splitlines()
+    assert table[2].startswith("| A | naive | 4 | 50 |")            # the latest naive reading
+    assert "| 2.00x / 0.25x |" in table[3]                          # 200 against the naive loop beside it (100)
