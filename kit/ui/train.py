@@ -37,11 +37,11 @@ GENERAL = ["model_name_or_path", "adapter_name_or_path", "finetuning_type", "qua
            "use_reentrant_gc", "enable_liger_kernel"]
 GROUPS = {
     "data": ["stage", "dataset_dir", "dataset", "eval_dataset", "cutoff_len", "max_samples", "val_size",
-             "train_on_prompt", "mask_history", "packing", "neat_packing"],
+             "train_on_prompt", "mask_history", "packing", "neat_packing", "disable_shuffling"],
     "hyper": ["learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
               "gradient_accumulation_steps", "lr_scheduler_type", "warmup_ratio", "warmup_steps",
               "max_grad_norm", "weight_decay", "optim", "neftune_noise_alpha", "seed", "bf16", "fp16",
-              "pure_bf16", "torch_compile", "torch_compile_mode", "dataloader_num_workers"],
+              "pure_bf16", "torch_compile", "torch_compile_mode", "cuda_graphs", "dataloader_num_workers"],
     "lora": ["lora_rank", "lora_alpha", "lora_dropout", "lora_target", "additional_target", "use_rslora",
              "use_dora", "quantization_type", "double_quantization"],
     "freeze": ["freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules"],
