@@ -35,6 +35,7 @@ def graphs_config(tmp_path, name, **changes) -> TrainConfig:
     ({"torch_compile": True}, "torch_compile"),
     ({"disable_gradient_checkpointing": False}, "disable_gradient_checkpointing"),
     ({"quantization_bit": 4}, "quantization_bit"),
+    ({"flash_attn": "fa2"}, "fa2"),
 ])
 def test_cuda_graphs_refuses_what_it_cannot_capture(tmp_path, changes, words):
     config = graphs_config(tmp_path, "x", **changes)

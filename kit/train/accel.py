@@ -4,6 +4,7 @@
     accel.apply_liger(model, config)     # Liger kernels on a loaded model (before LoRA wraps it)
     accel.use_gradient_checkpointing(config, device)   # LLaMA-Factory's default on a GPU, off on CPU
     blocks = accel.compile_layers(model, config)       # torch_compile: each decoder layer, compiled once
+    graph = accel.graph_decoder(model, config)         # cuda_graphs: the decoder recorded once, replayed per step
     with accel.attention_backends(config, device): ... # neat packing on CUDA: SDPA without cuDNN
     rows = accel.pack_neat(features, cutoff_len)       # several examples per row, segment ids 1, 2, ...
     collator = accel.NeatPackingCollator(tokenizer, attn_implementation="sdpa")
@@ -27,6 +28,11 @@ as every layer runs the same code, one compiled forward and backward serve them 
 `torch_compile` argument traces the whole model, every layer again, into one graph. The layers are
 uncompiled again after training, so the notebook's later generation does not recompile for every new
 prompt length.
+
+cuda_graphs records instead of compiling: the decoder's forward and backward are captured once as CUDA
+graphs (PyTorch's make_graphed_callables, at the first training step) and replayed at every step,
+around the same eager kernels. Nothing is compiled, so the start-up is a few seconds; each step
+launches a few hundred kernels instead of thousands (see DecoderGraph and lesson 12).
 
 Not here: FlashAttention-3, Unsloth's kernels, sequence parallelism.
 """
@@ -88,6 +94,10 @@ def cuda_graphs_problem(config, device: str) -> str | None:
     if use_gradient_checkpointing(config, device):
         return ("gradient checkpointing re-runs layers with saved random-number state, which a graph cannot "
                 "capture: set disable_gradient_checkpointing: true")
+    if config.flash_attn == "fa2":
+        return ("flash_attn: fa2 finds the packed examples' boundaries at every step in tensors whose size "
+                "depends on the data (a wait for the GPU), which a graph cannot hold; use flash_attn: auto or "
+                "sdpa (a 4-D mask, an input of the graph)")
     if config.quantization_bit:
         return "quantized (QLoRA) layers are not supported: set quantization_bit: null or cuda_graphs: false"
     if distributed.world_size() > 1:
@@ -322,7 +332,7 @@ class DecoderGraph:
     The first training forward with a neat-packed batch (input_ids, a 4-D block-diagonal mask,
     position_ids) captures the graphs with that batch's shapes; every later forward of the same
     shapes copies its inputs into the graph's buffers and replays. The language-model head and the
-    loss (Liger's fused cross-entropy, when on) run outside, as usual. Anything else (evaluation,
+    loss (Liger's cross-entropy, when on) run outside, as usual. Anything else (evaluation,
     generation, another shape) runs the decoder eagerly, as before; `eager_calls` counts those
     during training. `remove` restores the decoder's own forward.
 
