@@ -198,8 +198,9 @@ def training_arguments(config: TrainConfig, device: str) -> dict:
         neftune_noise_alpha=config.neftune_noise_alpha or None,
         remove_unused_columns=False, label_names=["labels"], use_cpu=device == "cpu",
         dataloader_num_workers=config.dataloader_num_workers, save_only_model=False,
-        train_sampling_strategy="sequential" if config.disable_shuffling else "random",
     )  # torch_compile: the kit compiles each decoder layer itself (accel.compile_layers), not transformers
+    if config.disable_shuffling:  # else each trainer's own default (TRL's KTO needs its sequential one)
+        args["train_sampling_strategy"] = "sequential"
     if config.use_galore:
         if importlib.util.find_spec("galore_torch") is None:
             raise ConfigError("field 'use_galore' = True needs the GaLore optimizer package: "
