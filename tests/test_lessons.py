@@ -1,6 +1,7 @@
 """The lesson sequence as a whole: every lesson of the course map exists and follows the conventions
 (install cell first, the mode banner, objectives, checked exercises, outputs stripped).
 Executing the notebooks is nbmake's job (scripts/test.sh passes --nbmake)."""
+import json
 import os
 import subprocess
 import sys
@@ -77,3 +78,13 @@ def test_install_cell_without_kit_stops_with_clear_message(tmp_path):
 def test_studio_follows_the_lesson_conventions():
     """notebooks/studio.ipynb (issue 18) is not a numbered lesson but keeps the same conventions."""
     test_lesson_conventions("studio")
+
+
+def test_every_cell_has_a_unique_id():
+    """nbformat 4.5 wants an id on every cell (it warns at every run otherwise, and will refuse)."""
+    paths = sorted((env.repo_root() / "notebooks").glob("*.ipynb"))
+    assert len(paths) >= len(COURSE_MAP)
+    for path in paths:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]  # as stored (nbformat.read fills ids in)
+        ids = [cell.get("id") for cell in cells]
+        assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: cells without an id or with the same id"
