@@ -35,8 +35,9 @@ LoRA r16 (alpha 32) on every linear layer, batch 16, one epoch, learning rate 1e
             (fast's 1024-token rows hold about 12, so fast makes 545 steps to the naive loop's 416).
 * fast_cg   fast_eq's rows (one packed row per step, the naive loop's number of steps) with no compiler:
             the decoder's forward and backward run as two captured CUDA graphs (`cuda_graphs: true`,
-            accel.DecoderGraph) around eager kernels, with all of Liger's kernels (RMSNorm, SwiGLU, RoPE,
-            fused linear cross-entropy). On a CPU (--smoke) the same run without the graphs.
+            accel.DecoderGraph) around eager kernels, with Liger's RMSNorm, SwiGLU and RoPE and its plain
+            cross-entropy (records with the fused one, measured first, are fast_cg_flce). On a CPU
+            (--smoke) the same run without the graphs.
 * fast_b16  the same switches at 16 packed rows per step: a packed row holds ~12 examples, so its
             epoch is ~12x fewer, larger steps (faster, but its final loss is that of a run with
             ~12x fewer optimizer steps, not comparable with the naive loop's).
@@ -624,22 +625,11 @@ def migrated(records: list[dict]) -> list[dict]:
 
 
 def baseline(records: list[dict], record: dict) -> dict | None:
-    """The naive loop's reading that `record` is compared with: of the naive record and its earlier
-    readings, newest first, the one with the same `beside` and `commit` (measured beside it, in the same
-    call), else the same `beside`, else the newest of the same `data_order` (a job that ran without a
-    naive loop of its own). Lesson 12 uses the same rule."""
-    naive = next((n for n in records if n["model"] == record["model"] and n["path"] == "naive"
-                  and n.get("status") == "ok"), None)
-    if naive is None:
-        return None
-    readings = [naive, *reversed(naive.get("earlier_readings", []))]
-    for same in (lambda x: x.get("beside") == record.get("beside") and x.get("commit") == record.get("commit"),
-                 lambda x: x.get("beside") == record.get("beside"),
-                 lambda x: x.get("data_order") == record.get("data_order")):
-        found = [x for x in readings if same(x)]
-        if found:
-            return found[0]
-    return naive
+    """The naive loop's reading that `record` is compared with (kit.bench_records.throughput_baseline:
+    the one measured beside it, in the same call); lesson 12 reads the file with the same function."""
+    from kit.bench_records import throughput_baseline
+
+    return throughput_baseline(records, record)
 
 
 TABLE_PATHS = {"naive": "naive", "kit": "kit", "fast_b16": "fast_b16", "fast_eager_gc": "fast_eager_gc",
