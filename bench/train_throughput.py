@@ -35,9 +35,11 @@ LoRA r16 (alpha 32) on every linear layer, batch 16, one epoch, learning rate 1e
             (fast's 1024-token rows hold about 12, so fast makes 545 steps to the naive loop's 416).
 * fast_cg   fast_eq's rows (one packed row per step, the naive loop's number of steps) with no compiler:
             the decoder's forward and backward run as two captured CUDA graphs (`cuda_graphs: true`,
-            accel.DecoderGraph) around eager kernels, with Liger's RMSNorm, SwiGLU and RoPE and its plain
-            cross-entropy (records with the fused one, measured first, are fast_cg_flce). On a CPU
-            (--smoke) the same run without the graphs.
+            accel.DecoderGraph) around eager kernels, with Liger's RMSNorm, SwiGLU and RoPE, the model's
+            own cross-entropy, and `logging_nan_inf_filter: false`, so that no step waits for the GPU
+            except to copy its batch (records carry host_syncs_per_step). Earlier records: with Liger's
+            fused cross-entropy, fast_cg_flce; with its plain cross-entropy and the NaN filter (two
+            `.item()` waits a step), fast_cg_lce. On a CPU (--smoke) the same run without the graphs.
 * fast_b16  the same switches at 16 packed rows per step: a packed row holds ~12 examples, so its
             epoch is ~12x fewer, larger steps (faster, but its final loss is that of a run with
             ~12x fewer optimizer steps, not comparable with the naive loop's).
@@ -273,6 +275,49 @@ class StepProfile:
         self.prof = None
 
 
+class SyncCount:
+    """How often a step makes the CPU wait for the GPU: PyTorch's CUDA sync debug mode ("warn") over
+    optimizer steps [start, start + steps), counting its "synchronizing CUDA operation" warnings (a
+    `.item()`, a blocking copy, a tensor read in an `if`). A step that waits for the GPU cannot queue
+    the next step's work meanwhile: each wait leaves the GPU idle while the CPU catches up. Only on CUDA."""
+
+    def __init__(self, start: int = 50, steps: int = 10):
+        self.start, self.steps = start, steps
+        self.catcher = None
+        self.caught: list = []
+        self.per_step: float | None = None
+        self.places: list[str] = []
+
+    def step_begins(self, index: int) -> None:
+        import warnings
+
+        import torch
+
+        if index != self.start or not torch.cuda.is_available():
+            return
+        self.catcher = warnings.catch_warnings(record=True)
+        self.caught = self.catcher.__enter__()
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+
+    def step_ended(self, index: int) -> None:
+        import torch
+
+        if self.catcher is None or index != self.start + self.steps - 1:
+            return
+        torch.cuda.set_sync_debug_mode("default")
+        self.catcher.__exit__(None, None, None)
+        self.catcher = None
+        waits = [w for w in self.caught if "synchroniz" in str(w.message)]
+        self.per_step = len(waits) / self.steps
+        self.places = sorted({f"{Path(w.filename).name}:{w.lineno}" for w in waits})
+        print(f"host syncs per step (steps {self.start}..{index}): {self.per_step:g} at {', '.join(self.places)}",
+              flush=True)
+
+    def figures(self) -> dict:
+        return {} if self.per_step is None else {"host_syncs_per_step": self.per_step}
+
+
 class StepClock:
     """When each optimizer step ended (wall clock). `figures()` splits a run into its first steps
     (start-up: compilation, cache warm-up) and the steady steps after them, so a run whose first steps
@@ -308,6 +353,19 @@ def clock_callback(clock: StepClock):
 
         def on_step_end(self, args, state, control, **kwargs):
             clock.step_ended()
+
+    return Callback()
+
+
+def sync_callback(count: SyncCount):
+    from transformers import TrainerCallback
+
+    class Callback(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            count.step_begins(state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            count.step_ended(state.global_step - 1)
 
     return Callback()
 
@@ -361,7 +419,7 @@ def kit_config(job: dict):
                       cutoff_len=job["eq_cutoff_len"])
     if path == "fast_cg":
         values.update({k: v for k, v in FAST.items() if k != "torch_compile"}, cuda_graphs=job["device"] == "cuda",
-                      per_device_train_batch_size=1, cutoff_len=job["eq_cutoff_len"])
+                      per_device_train_batch_size=1, cutoff_len=job["eq_cutoff_len"], logging_nan_inf_filter=False)
     if path in ("fast", "fast_eq", "fast_cg") and job["device"] != "cuda":
         values.update(optim="adamw_torch")
     if variant:
@@ -444,15 +502,16 @@ def run_kit(job: dict) -> dict:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     profile = job_profile(job)
-    clock = StepClock()
-    callbacks = [clock_callback(clock)] + ([profile_callback(profile)] if profile else [])
+    clock, syncs = StepClock(), SyncCount()
+    callbacks = [clock_callback(clock), sync_callback(syncs)] + ([profile_callback(profile)] if profile else [])
     result = run(config, device=job["device"], live_plot=False, callbacks=callbacks)
     losses = result.losses
     runtime = result.metrics["train_runtime"]  # seconds inside Trainer.train (data loading included)
     from kit.train.accel import compiled, cudnn_attention_off, liger_active, liger_kernels
 
     return dict(real_tokens_per_s=job["real_tokens"] / runtime, seconds=runtime, steps=result.global_step,
-                **clock.figures(job["real_tokens"]),
+                **clock.figures(job["real_tokens"]), **syncs.figures(),
+                logging_nan_inf_filter=config.logging_nan_inf_filter,
                 rows_per_step=config.per_device_train_batch_size, row_length=config.cutoff_len,
                 learning_rate=config.learning_rate,
                 gradient_checkpointing=use_gradient_checkpointing(config, job["device"]),
@@ -500,8 +559,9 @@ def run_naive(job: dict) -> dict:
         torch.cuda.reset_peak_memory_stats()
     start = time.time()
     profile = job_profile(job)
-    clock = StepClock()
+    clock, syncs = StepClock(), SyncCount()
     for index, batch in enumerate(batches):
+        syncs.step_begins(index)
         if profile:
             profile.step_begins(index)
         width = max(len(feats["input_ids"][i]) for i in batch)
@@ -522,6 +582,7 @@ def run_naive(job: dict) -> dict:
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
         clock.step_ended()
+        syncs.step_ended(index)
         if profile:
             profile.step_ended(index)
     if cuda:
@@ -529,7 +590,7 @@ def run_naive(job: dict) -> dict:
     seconds = time.time() - start
     window = s["logging_steps"]
     return dict(real_tokens_per_s=job["real_tokens"] / seconds, seconds=seconds, steps=len(batches),
-                **clock.figures(job["real_tokens"]), cudnn_sdp=cuda and not cudnn_off(job["path"]),
+                **clock.figures(job["real_tokens"]), **syncs.figures(), cudnn_sdp=cuda and not cudnn_off(job["path"]),
                 peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
                 first_loss=losses[0], final_loss=sum(losses[-window:]) / len(losses[-window:]))
 
@@ -611,7 +672,8 @@ def migrated(records: list[dict]) -> list[dict]:
     """Records written before the fast path was step-matched (2026-11-30): a "fast" record that ran
     without recording rows_per_step ran at batch_size packed rows per step, the path now called fast_b16
     (a skipped job's record ran nothing and stays as it is). A fast_cg record with Liger's fused
-    cross-entropy ran before fast_cg switched to the plain one: fast_cg_flce."""
+    cross-entropy ran before fast_cg switched to the plain one: fast_cg_flce; one with Liger's plain
+    cross-entropy ran before fast_cg stopped waiting for the GPU each step: fast_cg_lce."""
     out = []
     for r in records:
         if r["path"] == "fast" and "rows_per_step" not in r and r.get("steps"):  # it ran, at batch_size rows
@@ -620,6 +682,8 @@ def migrated(records: list[dict]) -> list[dict]:
             r = dict(r, path="fast_eager_gc", renamed_from="fast")
         elif r["path"] == "fast_cg" and "fused_linear_cross_entropy" in r.get("liger_kernels", []):
             r = dict(r, path="fast_cg_flce", renamed_from="fast_cg")  # before fast_cg took Liger's plain cross-entropy
+        elif r["path"] == "fast_cg" and "cross_entropy" in r.get("liger_kernels", []):
+            r = dict(r, path="fast_cg_lce", renamed_from="fast_cg")  # before fast_cg stopped waiting on the GPU
         out.append(r)
     return out
 
@@ -635,7 +699,7 @@ def baseline(records: list[dict], record: dict) -> dict | None:
 TABLE_PATHS = {"naive": "naive", "kit": "kit", "fast_b16": "fast_b16", "fast_eager_gc": "fast_eager_gc",
                "fast+torch_compile=false": "fast, eager", "fast": "fast",
                "fast+torch_compile_mode=reduce-overhead": "fast, CUDA graphs", "fast_cg_flce": "fast_cg_flce",
-               "fast_cg": "fast_cg"}
+               "fast_cg_lce": "fast_cg_lce", "fast_cg": "fast_cg"}
 
 
 def markdown_table(records: list[dict]) -> str:

@@ -199,7 +199,7 @@ def test_a_compiled_run_keeps_only_liger_fused_cross_entropy():
         "rope", "rms_norm", "swiglu", "fused_linear_cross_entropy"]
     assert accel.liger_kernels(TrainConfig(enable_liger_kernel=True, torch_compile=True)) == ["fused_linear_cross_entropy"]
     assert accel.liger_kernels(TrainConfig(enable_liger_kernel=True, cuda_graphs=True)) == [
-        "rope", "rms_norm", "swiglu", "cross_entropy"]  # no chunked vocabulary matmuls beside the graph
+        "rope", "rms_norm", "swiglu"]  # the model's own loss: no chunked vocabulary matmuls, no .item() wait
 
 
 def test_disable_shuffling_takes_rows_in_order(tmp_path):
@@ -210,3 +210,25 @@ def test_disable_shuffling_takes_rows_in_order(tmp_path):
     assert "train_sampling_strategy" not in runner.training_arguments(  # each trainer's own default
         TrainConfig(output_dir=str(tmp_path / "p"), report_to="none"), "cpu")
     assert "disable_shuffling: true" in config.to_llamafactory_yaml()  # LLaMA-Factory's own argument
+
+
+def test_logging_nan_inf_filter_reaches_the_trainer_and_llamafactory(tmp_path):
+    """LLaMA-Factory's (transformers') argument: on by default, off when asked, exported when off; a
+    graphed run on CUDA copies its batches without waiting (non_blocking), other runs keep the default."""
+    from transformers import TrainingArguments
+
+    from kit.train import runner
+
+    config = TrainConfig.from_dict({"logging_nan_inf_filter": False, "output_dir": str(tmp_path / "o"),
+                                    "report_to": "none"})
+    assert config.extra == {}
+    args = runner.training_arguments(config, "cpu")
+    assert args["logging_nan_inf_filter"] is False and "accelerator_config" not in args
+    assert TrainingArguments(**args).logging_nan_inf_filter is False
+    assert runner.training_arguments(TrainConfig(output_dir=str(tmp_path / "p"), report_to="none"),
+                                     "cpu")["logging_nan_inf_filter"] is True
+    assert "logging_nan_inf_filter: false" in config.to_llamafactory_yaml()
+    assert "logging_nan_inf_filter" not in TrainConfig().to_llamafactory_yaml()
+    graphed = TrainConfig(cuda_graphs=True, neat_packing=True, output_dir=str(tmp_path / "q"), report_to="none")
+    assert runner.training_arguments(graphed, "cuda")["accelerator_config"] == {"non_blocking": True}
+    assert "accelerator_config" not in runner.training_arguments(graphed, "cpu")

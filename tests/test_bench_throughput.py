@@ -4,6 +4,7 @@ import importlib.util
 import json
 
 import pytest
+import torch
 
 from kit import env
 
@@ -202,8 +203,21 @@ def test_each_job_is_compared_with_the_naive_loop_measured_beside_it():
 def test_a_fast_cg_record_with_the_fused_cross_entropy_is_renamed():
     flce = dict(model="A", path="fast_cg", status="ok", liger_kernels=["rope", "fused_linear_cross_entropy"])
     plain = dict(model="A", path="fast_cg", status="ok", liger_kernels=["rope", "cross_entropy"])
-    assert [r["path"] for r in bench.migrated([flce, plain])] == ["fast_cg_flce", "fast_cg"]
-    assert [r["path"] for r in bench.replace_records([], [flce, plain])] == ["fast_cg_flce", "fast_cg"]
+    own = dict(model="A", path="fast_cg", status="ok", liger_kernels=["rope"])
+    assert [r["path"] for r in bench.migrated([flce, plain, own])] == ["fast_cg_flce", "fast_cg_lce", "fast_cg"]
+    assert [r["path"] for r in bench.replace_records([], [flce, plain, own])] == ["fast_cg_flce", "fast_cg_lce", "fast_cg"]
+
+
+def test_sync_count_is_silent_without_cuda_and_fast_cg_turns_the_nan_filter_off(tmp_path):
+    count = bench.SyncCount(start=0, steps=1)
+    count.step_begins(0)
+    count.step_ended(0)
+    assert count.figures() == ({} if not torch.cuda.is_available() else count.figures())
+    job = dict(settings=bench.RUN, model_dir="m", dataset="d", dataset_dir="dd", max_samples=None, device="cuda",
+               output_dir=str(tmp_path), eq_cutoff_len=1344, path="fast_cg")
+    config = bench.kit_config(job)
+    assert (config.cuda_graphs, config.logging_nan_inf_filter, config.cutoff_len) == (True, False, 1344)
+    assert bench.kit_config(dict(job, path="kit")).logging_nan_inf_filter is True
 
 
 def test_the_readme_table_takes_each_ratio_against_its_own_baseline():

@@ -156,3 +156,22 @@ def test_cuda_graphs_train_like_the_eager_run_on_a_gpu(tmp_path, tmp_path_factor
         # whole tensors, not elements (on an H200 one element differed by 0.0016 of a largest 0.028, every loss equal)
         a, b = left[name].float(), right[name].float()
         assert (a - b).norm().item() <= 5e-2 * a.norm().item(), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_graphed_step_does_not_wait_for_the_gpu(tmp_path, tmp_path_factory):
+    """With cuda_graphs and logging_nan_inf_filter: false, a steady step (no logging in it) makes the CPU
+    wait for the GPU at most once (PyTorch's sync debug mode counts every wait; the bench's SyncCount):
+    the CPU queues the next step while the GPU still works on this one."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import train_throughput as bench
+
+    count = bench.SyncCount(start=6, steps=6)
+    config = graphs_config(tmp_path, "nowait", model_name_or_path=gpu_model_folder(tmp_path_factory),
+                           template="smollm2", bf16=True, enable_liger_kernel="auto", max_steps=16,
+                           logging_steps=100, logging_nan_inf_filter=False)
+    result = run(config, device="cuda", live_plot=False, callbacks=[bench.sync_callback(count)])
+    assert result.metrics["cuda_graph_replays"] == 16
+    assert count.per_step is not None and count.per_step <= 1, count.places

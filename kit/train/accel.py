@@ -114,11 +114,14 @@ def apply_liger(model, config, device: str) -> bool:
     RoPE, RMSNorm, SwiGLU and the fused linear cross-entropy (the logits are never materialised).
     In a compiled run (torch_compile) only the fused linear cross-entropy is applied: it runs outside
     the compiled layers, and inside them the compiler fuses RMSNorm, SwiGLU and RoPE itself.
-    With cuda_graphs, Liger's plain cross-entropy kernel replaces the fused one: the fused kernel
-    multiplies the hidden states by the vocabulary matrix a few tokens at a time, reading the whole
-    matrix again for every chunk, which took 25 ms of an 82 ms graphed step of Qwen2.5-0.5B (151k
-    vocabulary, one 1,344-token row; bench/results/train_throughput_profiles/), while the logits
-    it saves are 0.4 GB at that row length.
+    With cuda_graphs, neither of Liger's cross-entropy kernels is applied; the model's own loss
+    (PyTorch's cross_entropy) runs instead. The fused kernel multiplies the hidden states by the
+    vocabulary matrix a few tokens at a time, reading the whole matrix again for every chunk: it took
+    25 ms of an 82 ms graphed step of Qwen2.5-0.5B (151k vocabulary, one 1,344-token row;
+    bench/results/train_throughput_profiles/), while the logits it saves are 0.4 GB at that row
+    length. Both Liger kernels also count the labels with `.item()`, which makes the CPU wait until
+    the GPU has finished the graphed forward before it can queue anything else; PyTorch's
+    cross-entropy takes the Trainer's token count as a GPU tensor and does not wait.
     Returns whether anything was applied; an architecture Liger does not know is a ConfigError."""
     if not liger_active(config, device):
         return False
@@ -136,8 +139,8 @@ def apply_liger(model, config, device: str) -> bool:
     known = inspect.signature(apply).parameters
     if compiled(config):
         kwargs = {name: False for name in ("rope", "rms_norm", "swiglu", "layer_norm", "geglu") if name in known}
-    if config.cuda_graphs and "fused_linear_cross_entropy" in known:
-        kwargs.update(fused_linear_cross_entropy=False, **({"cross_entropy": True} if "cross_entropy" in known else {}))
+    if config.cuda_graphs:
+        kwargs.update({name: False for name in ("fused_linear_cross_entropy", "cross_entropy") if name in known})
     apply(model=model, **kwargs)
     return True
 
@@ -147,7 +150,7 @@ def liger_kernels(config) -> list[str]:
     if compiled(config):
         return ["fused_linear_cross_entropy"]
     if config.cuda_graphs:
-        return ["rope", "rms_norm", "swiglu", "cross_entropy"]
+        return ["rope", "rms_norm", "swiglu"]
     return ["rope", "rms_norm", "swiglu", "fused_linear_cross_entropy"]
 
 
@@ -332,7 +335,7 @@ class DecoderGraph:
     The first training forward with a neat-packed batch (input_ids, a 4-D block-diagonal mask,
     position_ids) captures the graphs with that batch's shapes; every later forward of the same
     shapes copies its inputs into the graph's buffers and replays. The language-model head and the
-    loss (Liger's cross-entropy, when on) run outside, as usual. Anything else (evaluation,
+    loss (the model's own cross-entropy) run outside, as usual. Anything else (evaluation,
     generation, another shape) runs the decoder eagerly, as before; `eager_calls` counts those
     during training. `remove` restores the decoder's own forward.
 

@@ -274,6 +274,14 @@ class TrainingArguments:
                                            "(e.g. 5); None = off.", "NEFTune alpha", "NEFTune 噪声参数",
                                            min=0.0, help_zh="NEFTune：训练时给嵌入加的噪声（如 5）；留空 = 关闭。")
     logging_steps: int = _f(5, "Log the loss every n steps.", "Logging steps", "日志间隔", min=1, help_zh="每 n 步记录一次损失。")
+    logging_nan_inf_filter: bool = _f(True, "Leave a NaN or infinite step loss out of the logged average "
+                                      "(transformers' argument, on by default). The check reads the loss back from "
+                                      "the GPU every step, so the CPU waits for the GPU there; with cuda_graphs, "
+                                      "turning it off lets the CPU prepare the next step while the GPU works.",
+                                      "Filter NaN/inf losses", "过滤 NaN/inf 损失",
+                                      help_zh="记录损失时跳过 NaN 或无穷大的单步损失（transformers 的参数，默认开启）。"
+                                              "这项检查每步都要把损失从 GPU 读回，CPU 因此要等 GPU 算完；配合 cuda_graphs "
+                                              "时关闭它，CPU 就能在 GPU 计算时准备下一步。")
     save_strategy: str = _f("steps", "When to save checkpoints: steps (every save_steps and at the end), "
                             "epoch, or no (only the final model).", "Save strategy", "保存策略",
                             choices=["steps", "epoch", "no"], help_zh="何时保存检查点：steps（每 save_steps 步及结束时）、epoch 或 no（只保存最终模型）。")

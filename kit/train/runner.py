@@ -191,6 +191,7 @@ def training_arguments(config: TrainConfig, device: str) -> dict:
         warmup_steps=config.warmup_steps if config.warmup_steps else config.warmup_ratio,
         max_grad_norm=config.max_grad_norm, weight_decay=config.weight_decay, optim=config.optim,
         logging_steps=config.logging_steps, logging_first_step=True,
+        logging_nan_inf_filter=config.logging_nan_inf_filter,
         save_strategy=config.save_strategy, save_steps=config.save_steps, save_total_limit=config.save_total_limit,
         eval_strategy=config.eval_strategy, eval_steps=config.eval_steps,
         seed=config.seed, data_seed=config.seed, report_to=report or "none",
@@ -199,6 +200,8 @@ def training_arguments(config: TrainConfig, device: str) -> dict:
         remove_unused_columns=False, label_names=["labels"], use_cpu=device == "cpu",
         dataloader_num_workers=config.dataloader_num_workers, save_only_model=False,
     )  # torch_compile: the kit compiles each decoder layer itself (accel.compile_layers), not transformers
+    if config.cuda_graphs and device.startswith("cuda"):  # batches copied from pinned memory without a wait
+        args["accelerator_config"] = {"non_blocking": True}  # (a blocking copy waits for the previous step)
     if config.disable_shuffling:  # else each trainer's own default (TRL's KTO needs its sequential one)
         args["train_sampling_strategy"] = "sequential"
     if config.use_galore:
