@@ -152,6 +152,7 @@ def worker(cell: dict, result_path: str) -> None:
                 gradient_checkpointing_kwargs={"use_reentrant": False}, dataloader_num_workers=0,
                 remove_unused_columns=False, use_cpu=not cuda, seed=0, lr_scheduler_type="constant",
                 ddp_find_unused_parameters=False if not full else None)
+    args.update(cell.get("trainer_args") or {})  # --trainer-args: an experiment's TrainingArguments on top
     if cell["mode"] == "fsdp":
         layer = type(model.get_decoder().layers[0] if full else model.base_model.model.model.layers[0]).__name__
         args.update(fsdp="full_shard auto_wrap", fsdp_config={"version": 2, "transformer_layer_cls_to_wrap": [layer]})
@@ -240,6 +241,8 @@ def record_of(cell: dict, result: Path, log: Path, killed: bool = False) -> dict
         record["timed_steps"] = cell["timed_steps"]  # a longer (or shorter) timed window than the file's settings
     if cell.get("batch_size", SETTINGS["batch_size"]) != SETTINGS["batch_size"]:
         record["batch_size"] = cell["batch_size"]  # an experiment's per-GPU batch (the estimate uses it too)
+    if cell.get("trainer_args"):
+        record["trainer_args"] = cell["trainer_args"]  # an experiment's TrainingArguments on top of the bench's
     if result.exists():
         measured = json.loads(result.read_text())
         record.update(real_tokens_per_s=measured["real_tokens_per_s"],
@@ -318,6 +321,10 @@ def main(argv=None) -> int:
                         help=f"per-GPU batch of every cell (default {SETTINGS['batch_size']}): an experiment "
                              "with more work per step, written to its own --out (it cannot --update the "
                              "committed results, whose cells share one batch size)")
+    parser.add_argument("--trainer-args", nargs="*", default=None, metavar="KEY=VALUE",
+                        help="transformers TrainingArguments set on top of the bench's in every cell (values read "
+                             "as YAML: ddp_broadcast_buffers=false); an experiment, written to its own --out "
+                             "without --update (records carry trainer_args)")
     parser.add_argument("--cpu-affinity", action="store_true",
                         help="pin every rank (and a single-GPU cell's one process) to its own half of the machine's "
                              "physical cores, as `accelerate launch --enable_cpu_affinity` does per GPU: CPU-bound "
@@ -355,6 +362,10 @@ def main(argv=None) -> int:
     if args.batch_size and args.batch_size != SETTINGS["batch_size"] and (
             args.update or Path(args.out or ROOT / "bench" / "results").resolve() == (ROOT / "bench" / "results").resolve()):
         parser.error("--batch-size: write the experiment to its own --out, without --update")
+    trainer_args = parse_trainer_args(args.trainer_args or [], parser.error)
+    if trainer_args and (args.update or Path(args.out or ROOT / "bench" / "results").resolve()
+                         == (ROOT / "bench" / "results").resolve()):
+        parser.error("--trainer-args: write the experiment to its own --out, without --update")
     start = time.time()
     import tempfile
 
@@ -368,6 +379,8 @@ def main(argv=None) -> int:
         cells = [dict(c, batch_size=args.batch_size) for c in cells]
     if args.cpu_affinity:
         cells = [dict(c, cpu_shares=max(MODES.values())) for c in cells]
+    if trainer_args:
+        cells = [dict(c, trainer_args=trainer_args) for c in cells]
     if args.cells:
         known = {f"{c['model']}/{c['method']}/{c['mode']}": c for c in cells}
         unknown = [name for name in args.cells if name not in known]
@@ -411,6 +424,29 @@ def main(argv=None) -> int:
     add_estimates(records)
     write(records, out, meta)
     return 0
+
+
+def parse_trainer_args(pairs: list[str], error) -> dict:
+    """KEY=VALUE pairs (values read as YAML) checked against transformers.TrainingArguments' fields;
+    `error(message)` for a malformed pair or an unknown key (naming the nearest known one)."""
+    import dataclasses
+    import difflib
+
+    import yaml
+    from transformers import TrainingArguments
+
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    out = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            error(f"--trainer-args: expected KEY=VALUE, got {pair!r}")
+        if key not in known:
+            near = difflib.get_close_matches(key, sorted(known), n=1)
+            error(f"--trainer-args: {key!r} is not a TrainingArguments field"
+                  + (f" (nearest: {near[0]!r})" if near else ""))
+        out[key] = yaml.safe_load(text)
+    return out
 
 
 def combine_repeats(cells: list[dict], rounds: list[dict]) -> list[dict]:

@@ -91,3 +91,28 @@ def test_cpu_affinity_gives_each_rank_whole_cores_of_its_own(tmp_path):
     assert bench.core_share(0, 2, [0, 1], str(tmp_path / "none")) == [0]  # no topology: a CPU per core
     with pytest.raises(ValueError, match="cannot be split"):
         bench.core_share(0, 2, [0], str(tmp_path / "none"))
+
+
+def test_trainer_args_are_an_experiment_checked_against_transformers(tmp_path):
+    errors = []
+
+    def error(message):
+        errors.append(message)
+        raise SystemExit(2)
+
+    assert bench.parse_trainer_args(["ddp_broadcast_buffers=false", "logging_nan_inf_filter=false"], error) == {
+        "ddp_broadcast_buffers": False, "logging_nan_inf_filter": False}
+    with pytest.raises(SystemExit):
+        bench.parse_trainer_args(["ddp_broadcast_buffer=false"], error)
+    assert "nearest: 'ddp_broadcast_buffers'" in errors[-1]
+    with pytest.raises(SystemExit):
+        bench.parse_trainer_args(["ddp_broadcast_buffers"], error)
+    assert "KEY=VALUE" in errors[-1]
+    with pytest.raises(SystemExit):  # never into the committed results
+        bench.main(["--trainer-args", "ddp_broadcast_buffers=false", "--update", "--out", str(tmp_path)])
+    cell = dict(model="Qwen2.5-0.5B", method="lora", mode="ddp", gpus=2, **bench.SETTINGS)
+    result = tmp_path / "r.json"
+    result.write_text(json.dumps(dict(real_tokens_per_s=5.0, peak_bytes_per_gpu=2**30, trainable_params=1)))
+    recorded = bench.record_of(dict(cell, trainer_args={"ddp_broadcast_buffers": False}), result, tmp_path / "log")
+    assert recorded["trainer_args"] == {"ddp_broadcast_buffers": False}
+    assert "trainer_args" not in bench.record_of(cell, result, tmp_path / "log")
