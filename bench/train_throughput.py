@@ -259,7 +259,7 @@ class StepProfile:
         wall = time.perf_counter() - self.began
         self.prof.__exit__(None, None, None)
         events = self.prof.key_averages()
-        device_us = sum(getattr(e, "self_device_time_total", 0) for e in events)
+        device_us = device_time_us(events)
         launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC"))
         lines = [f"profiled optimizer steps {self.start}..{self.start + self.steps - 1} ({self.steps} steps)",
                  f"wall per step: {wall / self.steps * 1000:.1f} ms",
@@ -273,6 +273,17 @@ class StepProfile:
         self.report.write_text("\n".join(lines) + "\n")
         print("\n".join(lines[:5]), flush=True)
         self.prof = None
+
+
+def device_time_us(events) -> float:
+    """The GPU's busy time in a profile: the self time of the device's own events (kernels, copies,
+    sets), as the profiler's table totals it ("Self CUDA time total"). The CPU operators that launched
+    them carry the same time again as their own self device time: summing every event counts each
+    kernel twice (the reports written before 2026-11-30's sixth GPU session did; their tables' totals
+    are right)."""
+    from torch.autograd import DeviceType
+
+    return sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CUDA)
 
 
 class SyncCount:

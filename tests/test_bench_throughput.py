@@ -229,3 +229,16 @@ def test_the_readme_table_takes_each_ratio_against_its_own_baseline():
     table = bench.markdown_table(records).splitlines()
     assert table[2].startswith("| A | naive | 4 | 50 |")            # the latest naive reading
     assert "| 2.00x / 0.25x |" in table[3]                          # 200 against the naive loop beside it (100)
+
+
+def test_gpu_time_counts_each_kernel_once():
+    """A CPU operator carries its kernels' time as its own self device time too: only the device's own
+    events count (the profiler's "Self CUDA time total")."""
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    events = [SimpleNamespace(device_type=DeviceType.CPU, self_device_time_total=30.0),   # aten::mm, launching it
+              SimpleNamespace(device_type=DeviceType.CUDA, self_device_time_total=30.0),  # the GEMM kernel itself
+              SimpleNamespace(device_type=DeviceType.CUDA, self_device_time_total=5.0)]
+    assert bench.device_time_us(events) == 35.0

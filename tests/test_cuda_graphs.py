@@ -3,8 +3,9 @@
 On CPU: the switch's clear errors, and the routing (capture once, replay the same shape, anything
 else eagerly, gradients reach the LoRA weights, removal restores the decoder), with the capture
 replaced by the uncaptured module. On a CUDA machine: a real capture trains like the same run
-without it (every logged loss within 0.1 %, each adapter tensor within 5 % of its norm), also with
-gradient accumulation.
+without it, with the same kernels (every logged loss within 0.1 %, each adapter tensor within 5 % of
+its norm), also with gradient accumulation; and with logging_nan_inf_filter off, a steady step makes
+the CPU wait for the GPU at most once.
 """
 import os
 from pathlib import Path
@@ -136,8 +137,10 @@ def gpu_model_folder(tmp_path_factory) -> str:
 @pytest.mark.parametrize("accumulation", [1, 2])
 def test_cuda_graphs_train_like_the_eager_run_on_a_gpu(tmp_path, tmp_path_factory, accumulation):
     model = gpu_model_folder(tmp_path_factory)
+    # the same kernels in both runs (Liger off: with it, the eager run would take Liger's fused cross-entropy
+    # and the graphed run the model's own, whose rounding moved one adapter tensor by 6 % of its norm on an H200)
     common = dict(model_name_or_path=model, template="smollm2", gradient_accumulation_steps=accumulation,
-                  bf16=True, enable_liger_kernel="auto")
+                  bf16=True, enable_liger_kernel=False)
     eager = run(graphs_config(tmp_path, "eager", cuda_graphs=False, **common), device="cuda", live_plot=False)
     graphed = run(graphs_config(tmp_path, "graphed", **common), device="cuda", live_plot=False)
     assert graphed.metrics["cuda_graph_replays"] == 8 * accumulation
