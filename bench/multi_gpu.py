@@ -10,8 +10,8 @@
 Each cell is one `torchrun --nproc_per_node G bench/multi_gpu.py --worker CELL` process group: a
 bundled architecture (kit.memory.architectures) with random weights, prepared as LLaMA-Factory
 prepares it (LoRA r=8 on all linears over a bf16 base, trainable parameters in fp32; full: fp32 master
-weights; bf16 mixed precision; fused AdamW; non-reentrant gradient checkpointing), trained by the
-transformers Trainer, which hands the model to accelerate: DDP, FSDP2 (`fsdp: full_shard auto_wrap`)
+weights; bf16 mixed precision; fused AdamW; non-reentrant gradient checkpointing; TRAINER_ARGS), trained
+by the transformers Trainer, which hands the model to accelerate: DDP, FSDP2 (`fsdp: full_shard auto_wrap`)
 or DeepSpeed ZeRO-3 (examples/deepspeed/ds_z3_config.json). The data are random token sequences of
 seq_len with no padding, so every token is a real one. Per-GPU batch and gradient accumulation are
 the same in every mode (weak scaling: 2 GPUs do twice the work per step).
@@ -50,6 +50,11 @@ MODELS = ["Qwen2.5-0.5B", "Qwen2.5-1.5B"]
 METHODS = ["lora", "full"]
 MODES = {"single": 1, "ddp": 2, "fsdp": 2, "zero3": 2}
 SETTINGS = dict(batch_size=2, seq_len=512, gradient_checkpointing=True, grad_accum=4, warmup_steps=2, timed_steps=4)
+# TrainingArguments every cell runs with since 2026-11-30's sixth GPU session (records carry them as trainer_args;
+# earlier records ran with transformers' defaults): no buffer broadcast before each forward (what the kit sets
+# for DDP, kit.train.distributed) and no loss read-back after each micro-batch. With both, neither rank waits
+# for the other at every micro-batch, only at the gradient all-reduce: 1.5B LoRA went from 1.65x to 2.04x.
+TRAINER_ARGS = dict(ddp_broadcast_buffers=False, logging_nan_inf_filter=False)
 GIB = 2**30
 
 
@@ -152,7 +157,7 @@ def worker(cell: dict, result_path: str) -> None:
                 gradient_checkpointing_kwargs={"use_reentrant": False}, dataloader_num_workers=0,
                 remove_unused_columns=False, use_cpu=not cuda, seed=0, lr_scheduler_type="constant",
                 ddp_find_unused_parameters=False if not full else None)
-    args.update(cell.get("trainer_args") or {})  # --trainer-args: an experiment's TrainingArguments on top
+    args.update(cell.get("trainer_args") or {})  # TRAINER_ARGS, and --trainer-args' experiment on top
     if cell["mode"] == "fsdp":
         layer = type(model.get_decoder().layers[0] if full else model.base_model.model.model.layers[0]).__name__
         args.update(fsdp="full_shard auto_wrap", fsdp_config={"version": 2, "transformer_layer_cls_to_wrap": [layer]})
@@ -242,7 +247,7 @@ def record_of(cell: dict, result: Path, log: Path, killed: bool = False) -> dict
     if cell.get("batch_size", SETTINGS["batch_size"]) != SETTINGS["batch_size"]:
         record["batch_size"] = cell["batch_size"]  # an experiment's per-GPU batch (the estimate uses it too)
     if cell.get("trainer_args"):
-        record["trainer_args"] = cell["trainer_args"]  # an experiment's TrainingArguments on top of the bench's
+        record["trainer_args"] = cell["trainer_args"]  # TRAINER_ARGS (+ an experiment's) the cell ran with
     if result.exists():
         measured = json.loads(result.read_text())
         record.update(real_tokens_per_s=measured["real_tokens_per_s"],
@@ -322,9 +327,9 @@ def main(argv=None) -> int:
                              "with more work per step, written to its own --out (it cannot --update the "
                              "committed results, whose cells share one batch size)")
     parser.add_argument("--trainer-args", nargs="*", default=None, metavar="KEY=VALUE",
-                        help="transformers TrainingArguments set on top of the bench's in every cell (values read "
-                             "as YAML: ddp_broadcast_buffers=false); an experiment, written to its own --out "
-                             "without --update (records carry trainer_args)")
+                        help="transformers TrainingArguments set on top of the bench's (TRAINER_ARGS) in every cell "
+                             "(values read as YAML: ddp_broadcast_buffers=true); an experiment, written to its own "
+                             "--out without --update (records carry trainer_args)")
     parser.add_argument("--cpu-affinity", action="store_true",
                         help="pin every rank (and a single-GPU cell's one process) to its own half of the machine's "
                              "physical cores, as `accelerate launch --enable_cpu_affinity` does per GPU: CPU-bound "
@@ -379,8 +384,7 @@ def main(argv=None) -> int:
         cells = [dict(c, batch_size=args.batch_size) for c in cells]
     if args.cpu_affinity:
         cells = [dict(c, cpu_shares=max(MODES.values())) for c in cells]
-    if trainer_args:
-        cells = [dict(c, trainer_args=trainer_args) for c in cells]
+    cells = [dict(c, trainer_args=TRAINER_ARGS | trainer_args) for c in cells]
     if args.cells:
         known = {f"{c['model']}/{c['method']}/{c['mode']}": c for c in cells}
         unknown = [name for name in args.cells if name not in known]

@@ -113,3 +113,17 @@ def test_launch_command_is_torchrun_on_this_python():
     assert command[command.index("-m", 3):] == ["-m", "kit", "train", "run.yaml", "--resume"]
     assert cli.distributed_args(["--nproc", "2", "run.yaml", "--set", "max_steps=3", "--resume"], "run.yaml") == \
         ["--set", "max_steps=3", "--resume"]
+
+
+def test_ddp_does_not_broadcast_buffers_before_every_forward(monkeypatch):
+    """Under DDP (more than one process, no DeepSpeed or FSDP) the kit turns off DDP's buffer broadcast,
+    a collective before every forward; a single process and the sharded engines keep their defaults."""
+    from kit.train import distributed
+
+    assert "ddp_broadcast_buffers" not in distributed.training_arguments(TrainConfig(), "cpu")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    args = distributed.training_arguments(TrainConfig(), "cuda")
+    assert args["ddp_broadcast_buffers"] is False and args["ddp_backend"] == "nccl"
+    assert args["ddp_find_unused_parameters"] is False  # LoRA: frozen weights have no gradient
+    fsdp = distributed.training_arguments(TrainConfig(fsdp="full_shard auto_wrap", finetuning_type="full"), "cuda")
+    assert "ddp_broadcast_buffers" not in fsdp and "ddp_find_unused_parameters" not in fsdp
