@@ -280,13 +280,12 @@ def add_estimates(records: list[dict]) -> None:
 
 def summarize(records: list[dict]) -> str:
     lines = ["model / method / mode: tokens/s  (x single)   peak GiB/GPU  (x single)   estimate  error"]
-    single = {(r["model"], r["method"]): r for r in records if r["mode"] == "single" and r["status"] == "ok"}
     errors = []
     for r in records:
         if r["status"] != "ok":
             lines.append(f"{r['model']} / {r['method']} / {r['mode']}: {r['status']}")
             continue
-        base = single.get((r["model"], r["method"]))
+        base = single_baseline(records, r)
         speed = r["real_tokens_per_s"] / base["real_tokens_per_s"] if base else float("nan")
         mem = r["peak_gib_per_gpu"] / base["peak_gib_per_gpu"] if base and base["peak_gib_per_gpu"] else float("nan")
         est = r.get("estimated_gib_per_gpu")
@@ -300,6 +299,14 @@ def summarize(records: list[dict]) -> str:
         lines.append(f"2-GPU cells: {len(errors)}, calculator |error| max {max(errors):.2f}%, "
                      f"within 5%: {sum(e <= 5 for e in errors)}/{len(errors)}")
     return "\n".join(lines)
+
+
+def single_baseline(records: list[dict], record: dict) -> dict | None:
+    """The one-GPU reading a record is compared with (kit.bench_records.single_gpu_baseline: the single
+    cell measured with the same trainer_args); lesson 13 reads the file with the same function."""
+    from kit.bench_records import single_gpu_baseline
+
+    return single_gpu_baseline(records, record)
 
 
 def write(records: list[dict], out: Path, meta: dict) -> None:
@@ -514,7 +521,7 @@ def reading(record: dict) -> dict:
     """A record's measurement, as kept in `earlier_readings` when the cell is measured again."""
     return {"real_tokens_per_s": record["real_tokens_per_s"], "peak_gib_per_gpu": record["peak_gib_per_gpu"],
             "timed_steps": record.get("timed_steps", SETTINGS["timed_steps"]), "date": record.get("date"),
-            **({"commit": record["commit"]} if record.get("commit") else {})}
+            **{k: record[k] for k in ("commit", "trainer_args") if record.get(k)}}
 
 
 def run_records(path: Path) -> tuple[list[dict], dict]:

@@ -1,6 +1,7 @@
 """Reading the benchmark result files under bench/results/ (written by the scripts in bench/).
 
     naive = throughput_baseline(records, record)   # the naive-loop reading a throughput record is compared with
+    one = single_gpu_baseline(records, record)     # the one-GPU reading a bench/multi_gpu.py record is compared with
 """
 from __future__ import annotations
 
@@ -22,3 +23,18 @@ def throughput_baseline(records: list[dict], record: dict) -> dict | None:
         if found:
             return found[0]
     return naive
+
+
+def single_gpu_baseline(records: list[dict], record: dict) -> dict | None:
+    """The one-GPU reading a bench/multi_gpu.py `record` is compared with: its model and method's single
+    cell measured with the same TrainingArguments (`trainer_args`; a record without them ran with
+    transformers' defaults): the single record itself, else the newest of its earlier readings that
+    matches. None when there is no such reading."""
+    single = next((r for r in records if (r["model"], r["method"], r["mode"]) == (record["model"], record["method"], "single")
+                   and r.get("status") == "ok"), None)
+    if single is None:
+        return None
+    for reading in [single, *reversed(single.get("earlier_readings", []))]:
+        if reading.get("trainer_args") == record.get("trainer_args"):
+            return reading
+    return None

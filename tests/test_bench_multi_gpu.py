@@ -116,3 +116,15 @@ def test_trainer_args_are_an_experiment_checked_against_transformers(tmp_path):
     recorded = bench.record_of(dict(cell, trainer_args={"ddp_broadcast_buffers": False}), result, tmp_path / "log")
     assert recorded["trainer_args"] == {"ddp_broadcast_buffers": False}
     assert "trainer_args" not in bench.record_of(cell, result, tmp_path / "log")
+
+
+def test_each_cell_is_compared_with_a_single_gpu_run_of_the_same_settings():
+    args = {"ddp_broadcast_buffers": False}
+    old_single = record("single", 100.0)
+    single = dict(record("single", 120.0, trainer_args=args), earlier_readings=[bench.reading(old_single)])
+    ddp, fsdp = record("ddp", 240.0, trainer_args=args), record("fsdp", 150.0)
+    assert bench.single_baseline([single, ddp, fsdp], ddp)["real_tokens_per_s"] == 120.0
+    assert bench.single_baseline([single, ddp, fsdp], fsdp)["real_tokens_per_s"] == 100.0  # transformers' defaults
+    assert bench.single_baseline([ddp, fsdp], ddp) is None
+    assert "ddp: " in bench.summarize([single, ddp, fsdp]) and "(2.00x)" in bench.summarize([single, ddp, fsdp])
+    assert "(1.50x)" in bench.summarize([single, ddp, fsdp])

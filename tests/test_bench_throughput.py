@@ -242,3 +242,10 @@ def test_gpu_time_counts_each_kernel_once():
               SimpleNamespace(device_type=DeviceType.CUDA, self_device_time_total=30.0),  # the GEMM kernel itself
               SimpleNamespace(device_type=DeviceType.CUDA, self_device_time_total=5.0)]
     assert bench.device_time_us(events) == 35.0
+
+
+def test_the_readme_quotes_the_committed_results_table():
+    """The README's performance table is what `--table` prints from bench/results/train_throughput.json
+    (re-measuring without regenerating it fails here)."""
+    records = json.loads((env.repo_root() / "bench" / "results" / "train_throughput.json").read_text())
+    assert bench.markdown_table(records) in (env.repo_root() / "README.md").read_text()

@@ -262,11 +262,14 @@ class TrainingArguments:
                            "make_graphed_callables): each step replays them instead of launching every kernel from "
                            "Python, with no compile time. For a single CUDA GPU with neat_packing (every row padded "
                            "to cutoff_len, so every step has one shape), gradient checkpointing off and "
-                           "torch_compile off. The kit's own switch; LLaMA-Factory has none.", "CUDA graphs",
+                           "torch_compile off. Batches are copied without waiting; with logging_nan_inf_filter: "
+                           "false as well, no step makes the CPU wait for the GPU. The kit's own switch; "
+                           "LLaMA-Factory has none.", "CUDA graphs",
                            "CUDA Graph 重放", kit_only=True,
                            help_zh="把解码器的前向与反向各录成一张 CUDA Graph（PyTorch 的 make_graphed_callables）：每步重放整张图，"
                                    "不再从 Python 逐个启动内核，也没有编译时间。要求：单块 CUDA GPU、开启 neat_packing（每个打包行补齐到 "
-                                   "cutoff_len，每步形状相同）、关闭梯度检查点、关闭 torch_compile。本工具包自有的开关，LLaMA-Factory 没有。")
+                                   "cutoff_len，每步形状相同）、关闭梯度检查点、关闭 torch_compile。批数据以非阻塞方式拷贝；再设 "
+                                   "logging_nan_inf_filter: false，每一步都不必让 CPU 等待 GPU。本工具包自有的开关，LLaMA-Factory 没有。")
     dataloader_num_workers: int = _f(0, "Worker processes that batch the data beside training (transformers' "
                                      "argument); 0 = in the training process.", "Dataloader workers",
                                      "数据加载进程数", min=0, help_zh="在训练之外并行组批的进程数（transformers 的参数）；0 = 在训练进程内组批。")
