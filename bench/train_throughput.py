@@ -19,27 +19,28 @@ LoRA r16 (alpha 32) on every linear layer, batch 16, one epoch, learning rate 1e
             its longest row), fused AdamW, bf16 autocast over a bf16 base, fp32 LoRA weights, no
             checkpointing.
 * kit       `kit.train.run` with the kit's defaults (on a GPU: gradient checkpointing on, SDPA).
-* fast      `kit.train.run` with the fast path's switches (FAST): `enable_liger_kernel: true`,
-            `neat_packing: true`, `torch_compile: true` (each decoder layer compiled; the rows padded
-            to cutoff_len, so every step has one shape), `disable_gradient_checkpointing: true` (the
-            naive loop does not checkpoint either) and `optim: adamw_torch_fused` (the naive loop's
-            fused AdamW), with as many packed rows per step as make about as many optimizer steps as
-            the naive loop (`equal_steps_batch`): each step sees about as many examples as a naive
-            step, so the two loss curves can be compared step by step (the loss-agreement target).
-            Before 2026-11-30 (third GPU session) "fast" was only Liger + neat packing, eager, with
-            checkpointing: those records are now called fast_eager_gc.
-* fast_eq   the fast path's switches with CUDA graphs (`torch_compile_mode: reduce-overhead`) and one
-            packed row per step, the row just long enough (`equal_steps_row_length`; `cutoff_len` raised
-            from 1024 in steps of 64, which cuts no example: none reaches 1024 tokens) that the epoch has
-            as many optimizer steps as the naive loop, each holding about a naive batch's 16 examples
-            (fast's 1024-token rows hold about 12, so fast makes 545 steps to the naive loop's 416).
-* fast_cg   fast_eq's rows (one packed row per step, the naive loop's number of steps) with no compiler:
-            the decoder's forward and backward run as two captured CUDA graphs (`cuda_graphs: true`,
-            accel.DecoderGraph) around eager kernels, with Liger's RMSNorm, SwiGLU and RoPE, the model's
-            own cross-entropy, and `logging_nan_inf_filter: false`, so that no step waits for the GPU
-            except to copy its batch (records carry host_syncs_per_step). Earlier records: with Liger's
-            fused cross-entropy, fast_cg_flce; with its plain cross-entropy and the NaN filter (two
-            `.item()` waits a step), fast_cg_lce. On a CPU (--smoke) the same run without the graphs.
+* fast      the kit's fast path: `kit.train.run` with `enable_liger_kernel: true`, `neat_packing:
+            true`, `cuda_graphs: true` (the decoder's forward and backward run as two captured CUDA
+            graphs around eager kernels, accel.DecoderGraph; no compiler), `disable_gradient_checkpointing:
+            true` (the naive loop does not checkpoint either), `optim: adamw_torch_fused` (the naive loop's
+            fused AdamW) and `logging_nan_inf_filter: false`, with Liger's RMSNorm, SwiGLU and RoPE and
+            the model's own cross-entropy, so that no step makes the CPU wait for the GPU (records carry
+            host_syncs_per_step). One packed row per step, the row just long enough
+            (`equal_steps_row_length`; `cutoff_len` raised from 1024 in steps of 64, which cuts no
+            example: none reaches 1024 tokens) that the epoch has about as many optimizer steps as the
+            naive loop, each holding about a naive batch's 16 examples, so the two loss curves can be
+            compared step by step (the loss-agreement target). On a CPU (--smoke) the same run without
+            the graphs. Its records were called fast_cg until 2026-11-30's sixth GPU session; the
+            earlier versions are fast_cg_flce (Liger's fused cross-entropy) and fast_cg_lce (Liger's
+            plain cross-entropy; both with the Trainer's NaN filter, two `.item()` waits a step).
+* fast_compiled  the fast path as it was before (called "fast" until the sixth GPU session): Liger,
+            neat packing, `torch_compile: true` (each decoder layer compiled; the rows padded to
+            cutoff_len), checkpointing off, fused AdamW (FAST), with as many 1024-token packed rows per
+            step as make about as many optimizer steps as the naive loop (`equal_steps_batch`: one row
+            of about 12 examples, 545 steps to the naive loop's 416). Before the third GPU session
+            "fast" was only Liger + neat packing, eager, with checkpointing: fast_eager_gc.
+* fast_eq   fast_compiled's switches with CUDA graphs (`torch_compile_mode: reduce-overhead`) and
+            fast's rows.
 * fast_b16  the same switches at 16 packed rows per step: a packed row holds ~12 examples, so its
             epoch is ~12x fewer, larger steps (faster, but its final loss is that of a run with
             ~12x fewer optimizer steps, not comparable with the naive loop's).
@@ -83,7 +84,7 @@ from kit.env import source_commit  # noqa: E402  (each record names the commit i
 
 MODELS = ["SmolLM2-135M", "Qwen2.5-0.5B", "Llama-3.2-1B"]
 PATHS = ["naive", "kit", "fast"]
-EXTRA_PATHS = ["fast_b16", "fast_eq", "fast_cg"]  # asked for by name (--paths / --jobs)
+EXTRA_PATHS = ["fast_b16", "fast_eq", "fast_compiled"]  # asked for by name (--paths / --jobs)
 DEMO = ["alpaca_en_demo", "alpaca_zh_demo", "identity", "glaive_toolcall_en_demo", "sharegpt_demo"]
 RUN = dict(cutoff_len=1024, batch_size=16, lora_rank=16, lora_alpha=32, learning_rate=1e-4, logging_steps=10)
 FAST = dict(torch_compile=True, disable_gradient_checkpointing=True, optim="adamw_torch_fused")
@@ -215,7 +216,7 @@ def equal_steps_row_length(features: dict, cutoff_len: int, steps: int, multiple
 
 
 def equal_steps_batch(job: dict) -> int:
-    """fast: neat-packed rows per step so that the run makes about as many optimizer steps as
+    """fast_compiled: neat-packed rows per step so that the run makes about as many optimizer steps as
     the naive loop (whose batches are batch_size examples): a loss curve comparable step by step."""
     naive_steps = math.ceil(job["rows"] / job["settings"]["batch_size"])
     return max(1, round(job["packed_rows"] / naive_steps))
@@ -421,17 +422,17 @@ def kit_config(job: dict):
                   overwrite_output_dir=True, disable_shuffling=True)  # the naive loop's order (mix_sources)
     path = base_path(job["path"])
     variant = fast_variant(path)
-    if path in ("fast", "fast_b16", "fast_eq", "fast_cg") or variant:
+    if path in ("fast", "fast_b16", "fast_eq", "fast_compiled") or variant:
         values.update(enable_liger_kernel=True if job["device"] == "cuda" else "auto", neat_packing=True)
-    if path == "fast":
+    if path == "fast_compiled":
         values.update(FAST, per_device_train_batch_size=equal_steps_batch(job))
     if path == "fast_eq":
         values.update(FAST, torch_compile_mode="reduce-overhead", per_device_train_batch_size=1,
                       cutoff_len=job["eq_cutoff_len"])
-    if path == "fast_cg":
+    if path == "fast":
         values.update({k: v for k, v in FAST.items() if k != "torch_compile"}, cuda_graphs=job["device"] == "cuda",
                       per_device_train_batch_size=1, cutoff_len=job["eq_cutoff_len"], logging_nan_inf_filter=False)
-    if path in ("fast", "fast_eq", "fast_cg") and job["device"] != "cuda":
+    if path in ("fast", "fast_eq", "fast_compiled") and job["device"] != "cuda":
         values.update(optim="adamw_torch")
     if variant:
         rows = variant["rows"]
@@ -684,7 +685,9 @@ def migrated(records: list[dict]) -> list[dict]:
     without recording rows_per_step ran at batch_size packed rows per step, the path now called fast_b16
     (a skipped job's record ran nothing and stays as it is). A fast_cg record with Liger's fused
     cross-entropy ran before fast_cg switched to the plain one: fast_cg_flce; one with Liger's plain
-    cross-entropy ran before fast_cg stopped waiting for the GPU each step: fast_cg_lce."""
+    cross-entropy ran before fast_cg stopped waiting for the GPU each step: fast_cg_lce; the rest of
+    fast_cg became "fast" in the sixth GPU session, and the compiled "fast" records before it (and
+    their `fast+KEY=VALUE` variants; none carries logging_nan_inf_filter) became fast_compiled."""
     out = []
     for r in records:
         if r["path"] == "fast" and "rows_per_step" not in r and r.get("steps"):  # it ran, at batch_size rows
@@ -695,6 +698,10 @@ def migrated(records: list[dict]) -> list[dict]:
             r = dict(r, path="fast_cg_flce", renamed_from="fast_cg")  # before fast_cg took Liger's plain cross-entropy
         elif r["path"] == "fast_cg" and "cross_entropy" in r.get("liger_kernels", []):
             r = dict(r, path="fast_cg_lce", renamed_from="fast_cg")  # before fast_cg stopped waiting on the GPU
+        elif r["path"] == "fast_cg":
+            r = dict(r, path="fast", renamed_from="fast_cg")  # the fast path since the sixth GPU session
+        elif base_path(r["path"]) == "fast" and "logging_nan_inf_filter" not in r and r.get("steps"):
+            r = dict(r, path="fast_compiled" + r["path"][len("fast"):], renamed_from=r["path"])  # compiled
         out.append(r)
     return out
 
@@ -708,9 +715,9 @@ def baseline(records: list[dict], record: dict) -> dict | None:
 
 
 TABLE_PATHS = {"naive": "naive", "kit": "kit", "fast_b16": "fast_b16", "fast_eager_gc": "fast_eager_gc",
-               "fast+torch_compile=false": "fast, eager", "fast": "fast",
-               "fast+torch_compile_mode=reduce-overhead": "fast, CUDA graphs", "fast_cg_flce": "fast_cg_flce",
-               "fast_cg_lce": "fast_cg_lce", "fast_cg": "fast_cg"}
+               "fast_compiled+torch_compile=false": "eager", "fast_compiled": "compiled",
+               "fast_compiled+torch_compile_mode=reduce-overhead": "compiled, CUDA graphs",
+               "fast_cg_flce": "fast_cg_flce", "fast_cg_lce": "fast_cg_lce", "fast": "fast"}
 
 
 def markdown_table(records: list[dict]) -> str:
@@ -794,7 +801,7 @@ def main(argv=None) -> int:
         print(markdown_table(json.loads(results.read_text())))
         return 0
     if args.merge is not None:  # with --update: each file's records replace the earlier ones, in order
-        records = earlier
+        records = migrated(earlier)  # (--update --merge with no file: only the renames of `migrated`)
         for f in args.merge:
             if Path(f).exists():
                 found = json.loads(Path(f).read_text())

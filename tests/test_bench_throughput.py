@@ -41,11 +41,12 @@ def test_fast_path_makes_about_as_many_steps_as_the_naive_loop():
 
 def test_records_of_the_batch_16_fast_path_are_migrated_and_skipped_jobs_keep_old_records():
     old_fast = dict(model="A", path="fast", batch_size=16, steps=35)           # written before rows_per_step
-    new_fast = dict(model="A", path="fast", batch_size=16, rows_per_step=1, steps=545, status="ok", compiled=True)
+    new_fast = dict(model="A", path="fast", batch_size=16, rows_per_step=1, steps=411, status="ok", compiled=False,
+                    cuda_graphs=True, logging_nan_inf_filter=False)
     skipped = dict(model="A", path="kit", batch_size=16, status="skipped")
     earlier = [old_fast, dict(model="A", path="kit", batch_size=16, status="ok", steps=416)]
     merged = bench.replace_records(earlier, [new_fast, skipped])
-    assert [(r["path"], r["steps"]) for r in merged] == [("fast_b16", 35), ("kit", 416), ("fast", 545)]
+    assert [(r["path"], r["steps"]) for r in merged] == [("fast_b16", 35), ("kit", 416), ("fast", 411)]
     assert merged[0]["renamed_from"] == "fast"
     # a job skipped now, with no earlier record, is kept: the file says it was not measured
     assert bench.replace_records([], [skipped]) == [skipped]
@@ -192,7 +193,7 @@ def test_each_job_is_compared_with_the_naive_loop_measured_beside_it():
     readings = [naive(100.0, "lessons", "c1"), naive(200.0, "other GPU 0", "c2", "mixed-once"),
                 naive(300.0, "other GPU 0", "c3", "mixed-once")]
     records = bench.replace_records(bench.replace_records([readings[0]], [readings[1]]), [readings[2]])
-    job = lambda **k: dict(model="A", path="fast_cg", status="ok", **k)
+    job = lambda **k: dict(model="A", path="fast", status="ok", **k)
     assert bench.baseline(records, job(beside="other GPU 0", commit="c2", data_order="mixed-once"))["real_tokens_per_s"] == 200.0
     assert bench.baseline(records, job(beside="other GPU 0", commit="c9", data_order="mixed-once"))["real_tokens_per_s"] == 300.0
     assert bench.baseline(records, job(beside="lessons", commit="c1"))["real_tokens_per_s"] == 100.0
@@ -203,18 +204,39 @@ def test_each_job_is_compared_with_the_naive_loop_measured_beside_it():
 def test_a_fast_cg_record_with_the_fused_cross_entropy_is_renamed():
     flce = dict(model="A", path="fast_cg", status="ok", liger_kernels=["rope", "fused_linear_cross_entropy"])
     plain = dict(model="A", path="fast_cg", status="ok", liger_kernels=["rope", "cross_entropy"])
-    own = dict(model="A", path="fast_cg", status="ok", liger_kernels=["rope"])
-    assert [r["path"] for r in bench.migrated([flce, plain, own])] == ["fast_cg_flce", "fast_cg_lce", "fast_cg"]
-    assert [r["path"] for r in bench.replace_records([], [flce, plain, own])] == ["fast_cg_flce", "fast_cg_lce", "fast_cg"]
+    own = dict(model="A", path="fast_cg", status="ok", liger_kernels=["rope"], logging_nan_inf_filter=False)
+    assert [r["path"] for r in bench.migrated([flce, plain, own])] == ["fast_cg_flce", "fast_cg_lce", "fast"]
+    assert [r["path"] for r in bench.replace_records([], [flce, plain, own])] == ["fast_cg_flce", "fast_cg_lce", "fast"]
 
 
-def test_sync_count_is_silent_without_cuda_and_fast_cg_turns_the_nan_filter_off(tmp_path):
+def test_the_compiled_fast_path_and_its_variants_become_fast_compiled():
+    """Before the sixth GPU session "fast" was the compiled path; its records (none carries
+    logging_nan_inf_filter) and their +KEY=VALUE variants are fast_compiled now, and today's "fast"
+    records, skipped jobs and other paths keep their names."""
+    old = dict(model="A", status="ok", steps=545, rows_per_step=1, compiled=True)
+    now = dict(model="A", status="ok", steps=411, rows_per_step=1, compiled=False, cuda_graphs=True,
+               logging_nan_inf_filter=False)
+    records = [dict(old, path="fast"), dict(old, path="fast+torch_compile_mode=reduce-overhead"),
+               dict(old, path="fast+torch_compile=false", compiled=False), dict(now, path="fast"),
+               dict(now, path="fast+dataloader_num_workers=2"), dict(model="A", path="fast", status="skipped"),
+               dict(old, path="fast_r4")]
+    assert [r["path"] for r in bench.migrated(records)] == [
+        "fast_compiled", "fast_compiled+torch_compile_mode=reduce-overhead", "fast_compiled+torch_compile=false",
+        "fast", "fast+dataloader_num_workers=2", "fast", "fast_r4"]
+    assert bench.migrated(bench.migrated(records)) == bench.migrated(records)  # once renamed, stays
+    job = dict(settings=bench.RUN, model_dir="m", dataset="d", dataset_dir="dd", max_samples=None, device="cuda",
+               output_dir="o", eq_cutoff_len=1344, rows=6643, packed_rows=560, path="fast_compiled")
+    compiled = bench.kit_config(job)
+    assert compiled.torch_compile and not compiled.cuda_graphs and compiled.cutoff_len == 1024
+
+
+def test_sync_count_is_silent_without_cuda_and_fast_turns_the_nan_filter_off(tmp_path):
     count = bench.SyncCount(start=0, steps=1)
     count.step_begins(0)
     count.step_ended(0)
     assert count.figures() == ({} if not torch.cuda.is_available() else count.figures())
     job = dict(settings=bench.RUN, model_dir="m", dataset="d", dataset_dir="dd", max_samples=None, device="cuda",
-               output_dir=str(tmp_path), eq_cutoff_len=1344, path="fast_cg")
+               output_dir=str(tmp_path), eq_cutoff_len=1344, path="fast")
     config = bench.kit_config(job)
     assert (config.cuda_graphs, config.logging_nan_inf_filter, config.cutoff_len) == (True, False, 1344)
     assert bench.kit_config(dict(job, path="kit")).logging_nan_inf_filter is True
@@ -225,7 +247,9 @@ def test_the_readme_table_takes_each_ratio_against_its_own_baseline():
         return dict(model="A", path=path, status="ok", real_tokens_per_s=tokens, beside=beside, commit="c", steps=4,
                     peak_gib=2.0 if path == "naive" else 0.5, first_loss=10.0, final_loss=5.0, **k)
 
-    records = bench.replace_records([rec("naive", 100.0, "x")], [rec("naive", 50.0, "y"), rec("fast_cg", 200.0, "x")])
+    records = bench.replace_records([rec("naive", 100.0, "x")], [rec("naive", 50.0, "y"),
+                                                                  rec("fast", 200.0, "x", rows_per_step=1, compiled=False,
+                                                                      logging_nan_inf_filter=False)])
     table = bench.markdown_table(records).splitlines()
     assert table[2].startswith("| A | naive | 4 | 50 |")            # the latest naive reading
     assert "| 2.00x / 0.25x |" in table[3]                          # 200 against the naive loop beside it (100)
