@@ -369,29 +369,17 @@ def clock_callback(clock: StepClock):
     return Callback()
 
 
-def sync_callback(count: SyncCount):
+def step_callback(watcher):
+    """A per-step watcher (StepProfile, SyncCount: `step_begins(index)`, `step_ended(index)`, 0-based
+    optimizer steps) as a transformers TrainerCallback (kit.train.run takes extra callbacks)."""
     from transformers import TrainerCallback
 
     class Callback(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
-            count.step_begins(state.global_step)
+            watcher.step_begins(state.global_step)
 
         def on_step_end(self, args, state, control, **kwargs):
-            count.step_ended(state.global_step - 1)
-
-    return Callback()
-
-
-def profile_callback(profile: StepProfile):
-    """The StepProfile as a transformers TrainerCallback (kit.train.run takes extra callbacks)."""
-    from transformers import TrainerCallback
-
-    class Callback(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kwargs):
-            profile.step_begins(state.global_step)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            profile.step_ended(state.global_step - 1)
+            watcher.step_ended(state.global_step - 1)
 
     return Callback()
 
@@ -515,7 +503,7 @@ def run_kit(job: dict) -> dict:
         torch.cuda.reset_peak_memory_stats()
     profile = job_profile(job)
     clock, syncs = StepClock(), SyncCount()
-    callbacks = [clock_callback(clock), sync_callback(syncs)] + ([profile_callback(profile)] if profile else [])
+    callbacks = [clock_callback(clock), step_callback(syncs)] + ([step_callback(profile)] if profile else [])
     result = run(config, device=job["device"], live_plot=False, callbacks=callbacks)
     losses = result.losses
     runtime = result.metrics["train_runtime"]  # seconds inside Trainer.train (data loading included)

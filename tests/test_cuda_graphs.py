@@ -175,6 +175,6 @@ def test_a_graphed_step_does_not_wait_for_the_gpu(tmp_path, tmp_path_factory):
     config = graphs_config(tmp_path, "nowait", model_name_or_path=gpu_model_folder(tmp_path_factory),
                            template="smollm2", bf16=True, enable_liger_kernel="auto", max_steps=16,
                            logging_steps=100, logging_nan_inf_filter=False)
-    result = run(config, device="cuda", live_plot=False, callbacks=[bench.sync_callback(count)])
+    result = run(config, device="cuda", live_plot=False, callbacks=[bench.step_callback(count)])
     assert result.metrics["cuda_graph_replays"] == 16
     assert count.per_step is not None and count.per_step <= 1, count.places
