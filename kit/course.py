@@ -128,6 +128,7 @@ class EditionsRun:
     instructor_cells: list               # the instructor's cells from the first answer cell on, executed
                                          # (the tail after the last exercise ran once, after the exercises)
     first_answer: int                    # index of the first answer cell (same in both editions)
+    attempts: int = 1                    # kernels it took (a lost reply ends an attempt, see run_editions)
 
     def errored(self, cell) -> bool:
         return any(o.get("output_type") == "error" for o in cell.get("outputs", []))
@@ -156,13 +157,22 @@ class EditionsRun:
 
 
 def run_editions(path: str | os.PathLike, *, quick: bool = True, timeout: int = 1800,
-                 kernel_name: str = "python3") -> EditionsRun:
+                 kernel_name: str = "python3", attempts: int = 2) -> EditionsRun:
     """Execute the student edition of one lesson (errors allowed: its answers raise
     NotImplementedError), then, in the same kernel, the instructor's answer and check cells, then the
     cells after the last exercise (clean-up: they run once, after both editions' exercises).
-    One execution shows both that every graded check fails for students and passes with the answers."""
+    One execution shows both that every graded check fails for students and passes with the answers.
+
+    A cell that gets no reply within `timeout` seconds ends the attempt, and the whole lesson runs
+    again in a new kernel, up to `attempts` times (then the CellTimeoutError is raised). On a loaded
+    2-core CI machine nbclient has waited forever on lesson 04's widget cell while the kernel sat idle,
+    having finished it (2 runs of 4 on 2026-11-30; the kernel answered a second client at once): the
+    reply was lost between kernel and client, not slow. EditionsRun.attempts says how many it took."""
+    import sys
+
     import nbformat
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError
 
     from kit import assign
 
@@ -175,19 +185,29 @@ def run_editions(path: str | os.PathLike, *, quick: bool = True, timeout: int = 
     last = max(graded) + 1 if graded else len(instructor.cells)  # after the last exercise cell
     # student cells up to the last exercise, the instructor's exercises again, then the lesson's tail
     # (clean-up such as stopping a server or unloading an adapter) once, after both
-    combined = copy.deepcopy(student)
-    exercises = copy.deepcopy(instructor.cells[first:last])
-    combined.cells = [*student.cells[:last], *exercises, *student.cells[last:]]
     start = time.perf_counter()
-    with kernel_config() as config:
-        client = NotebookClient(combined, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
-                                config=config, resources={"metadata": {"path": str(path.parent)}})
-        client.execute(env=kernel_env(quick))
+    for attempt in range(1, attempts + 1):
+        combined = copy.deepcopy(student)
+        exercises = copy.deepcopy(instructor.cells[first:last])
+        combined.cells = [*student.cells[:last], *exercises, *student.cells[last:]]
+        try:
+            with kernel_config() as config:
+                client = NotebookClient(combined, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
+                                        config=config, resources={"metadata": {"path": str(path.parent)}})
+                client.execute(env=kernel_env(quick))
+            break
+        except CellTimeoutError as error:
+            if attempt == attempts:
+                raise
+            print(f"{path.stem}: a cell got no reply within {timeout} s ({str(error).splitlines()[0]}); "
+                  f"running the lesson again in a new kernel (attempt {attempt + 1} of {attempts})",
+                  file=sys.stderr, flush=True)
     executed_student = copy.deepcopy(student)
     tail = combined.cells[last + len(exercises):]
     executed_student.cells = [*combined.cells[:last], *tail]
     return EditionsRun(lesson=path.stem, seconds=round(time.perf_counter() - start, 1), student=executed_student,
-                       instructor_cells=[*combined.cells[last:last + len(exercises)], *tail], first_answer=first)
+                       instructor_cells=[*combined.cells[last:last + len(exercises)], *tail], first_answer=first,
+                       attempts=attempt)
 
 
 def run_course(quick: bool | None = None, out: str | os.PathLike = "build/course",

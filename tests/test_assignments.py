@@ -119,7 +119,8 @@ PROGRESS_BAR = re.compile(r"^(?P<desc>[^\r\n|%]*?):?\s*\d+%\|", re.M)
 
 @functools.lru_cache(maxsize=None)
 def _executed(lesson: str) -> course.EditionsRun:
-    return course.run_editions(env.notebooks_dir() / f"{lesson}.ipynb", quick=True, timeout=1800)
+    # no quick-mode cell takes minutes; a cell with no reply for 10 minutes lost it (see run_editions)
+    return course.run_editions(env.notebooks_dir() / f"{lesson}.ipynb", quick=True, timeout=600)
 
 
 def noise_in(text: str) -> list[str]:
@@ -185,3 +186,30 @@ def test_executed_lesson_is_quiet(lesson):
     assert noise_in(run.outputs_text()) == []
     stacked = [(i, n) for i, n in progress_bars_per_cell(run.student.cells) if n > 1]
     assert not stacked, f"{lesson}: cells with more than one progress bar besides model loads (cell, bars): {stacked}"
+
+
+def test_run_editions_runs_a_lesson_again_when_a_reply_is_lost(tmp_path, monkeypatch):
+    """A cell that gets no reply ends the attempt; the lesson runs again in a new kernel (attempts=2),
+    and a second loss raises. The loss is simulated: the first execute raises nbclient's timeout."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError
+
+    lesson = tmp_path / "99_tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1 + 1\nprint(x)")]), lesson)
+    real, calls = NotebookClient.execute, []
+
+    def flaky(self, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise CellTimeoutError("Cell execution timed out")
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(NotebookClient, "execute", flaky)
+    run = course.run_editions(lesson, quick=True, timeout=60)
+    assert run.attempts == 2 and len(calls) == 2
+    assert run.student.cells[0].outputs[0]["text"] == "2\n"
+    calls.clear()
+    monkeypatch.setattr(NotebookClient, "execute", lambda self, **kwargs: (_ for _ in ()).throw(CellTimeoutError("lost")))
+    with pytest.raises(CellTimeoutError):
+        course.run_editions(lesson, quick=True, timeout=60)

@@ -101,6 +101,23 @@ def lab(tmp_path_factory):
     log.close()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def stop_kernels_after_module(request):
+    """The lab server lives for the whole session; the kernels its pages started (about 2 GB each) are
+    shut down after each browser test module instead of idling through the rest of the suite."""
+    yield
+    try:
+        url = request.getfixturevalue("lab")
+    except pytest.FixtureLookupError:
+        return
+    import json
+
+    kernels = json.loads(urllib.request.urlopen(f"{url}/api/kernels?token={TOKEN}", timeout=10).read())
+    for kernel in kernels:
+        delete = urllib.request.Request(f"{url}/api/kernels/{kernel['id']}?token={TOKEN}", method="DELETE")
+        urllib.request.urlopen(delete, timeout=30)
+
+
 class ConsoleLog:
     """JavaScript console errors and uncaught page errors of one page."""
 
