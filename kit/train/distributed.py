@@ -83,6 +83,11 @@ def setup(device: str) -> str:
     from accelerate import PartialState
 
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    # training_arguments sets ddp_broadcast_buffers=False, which transformers hands to DDP as
+    # broadcast_buffers; torch >= 2.13 calls it forward_sync_buffers and warns, but transformers has no
+    # way to pass the new name yet. The old one still works, and it also skips the initial buffer sync,
+    # which changes nothing here: every rank computes the same RoPE buffers.
+    warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
     PartialState(cpu=device == "cpu")  # initialises torch.distributed from torchrun's environment
     quiet_other_ranks()
     return device
