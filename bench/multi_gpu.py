@@ -371,12 +371,12 @@ def main(argv=None) -> int:
         add_estimates(records)
         write(records, out, meta)
         return 0
-    if args.batch_size and args.batch_size != SETTINGS["batch_size"] and (
-            args.update or Path(args.out or ROOT / "bench" / "results").resolve() == (ROOT / "bench" / "results").resolve()):
+    results = ROOT / "bench" / "results"
+    into_committed = args.update or Path(args.out or results).resolve() == results.resolve()  # experiments may not
+    if args.batch_size and args.batch_size != SETTINGS["batch_size"] and into_committed:
         parser.error("--batch-size: write the experiment to its own --out, without --update")
     trainer_args = parse_trainer_args(args.trainer_args or [], parser.error)
-    if trainer_args and (args.update or Path(args.out or ROOT / "bench" / "results").resolve()
-                         == (ROOT / "bench" / "results").resolve()):
+    if trainer_args and into_committed:
         parser.error("--trainer-args: write the experiment to its own --out, without --update")
     start = time.time()
     import tempfile
