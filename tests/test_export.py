@@ -2,6 +2,7 @@
 transformers and answers with the new identity; merged == adapter logits in fp32; the exported chat
 template reproduces the training encoding; existing folders and quantized bases are refused."""
 import json
+import shutil
 
 import pytest
 
@@ -27,7 +28,8 @@ def identity_adapter():
 def exported(identity_adapter, tmp_path_factory):
     folder = tmp_path_factory.mktemp("export") / "merged"
     report = export.merge_and_save(identity_adapter, folder, export_size="200MB")
-    return folder, report
+    yield folder, report
+    shutil.rmtree(folder.parent, ignore_errors=True)  # ~0.5 GB; the suite keeps its disk use low
 
 
 def _fake_adapter(tmp_path, base="smollm2-135m-instruct"):

@@ -3,6 +3,7 @@ transformers' GGUF reader, agrees with the merged folder within the stated toler
 identity question the same; llama.cpp names, tokenizer and chat template are in the file; the
 Modelfile next to it renders the training text; bad input is refused clearly."""
 import json
+import shutil
 
 import pytest
 
@@ -23,7 +24,8 @@ def merged(tmp_path_factory):
     adapter = train.ensure_run(train.recipes.identity_sft()).output_dir
     folder = tmp_path_factory.mktemp("gguf") / "merged"
     export.merge_and_save(adapter, folder, verify=False, ollama_modelfile=False)
-    return folder
+    yield folder
+    shutil.rmtree(folder.parent, ignore_errors=True)  # ~0.5 GB; the suite keeps its disk use low
 
 
 def test_refuses_other_architectures(tmp_path, capsys):
