@@ -84,6 +84,23 @@ def work_dir() -> Path:
     return path
 
 
+def follow_umask(path: str | os.PathLike) -> None:
+    """Give `path` (a file, or a folder and everything in it) the permissions that open() and mkdir would
+    have given it under the process umask: folders 0777 and files 0666 minus the umask.
+
+    The kit writes weights through safetensors, which creates its files 0600, and stages folders with
+    mkdtemp (0700). On a shared lab machine (a teacher's shared KIT_CACHE_DIR, an export handed to a
+    colleague) other users could then not read them. Only call it on what the kit itself wrote."""
+    mask = os.umask(0)
+    os.umask(mask)
+    path = Path(path)
+    items = [path] + (sorted(path.rglob("*")) if path.is_dir() else [])
+    for item in items:
+        if item.is_symlink():
+            continue
+        item.chmod((0o777 if item.is_dir() else 0o666) & ~mask)
+
+
 # Library notices the kit's own calls would otherwise print into every lesson (quiet outputs):
 QUIET_LOGGERS = (
     # bitsandbytes' CPU backend tries to fetch a hub kernel ("kernels-community/...") on CPUs with

@@ -30,7 +30,6 @@ Left out: GPTQ/AWQ quantization, pushing to a hub. GGUF files (Ollama, llama.cpp
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -201,10 +200,11 @@ def _default_system(template, tokenizer) -> str | None:
 
 
 def _follow_umask(folder: Path) -> None:
-    """chmod `folder` to what mkdir would have given it (0777 minus the process umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    folder.chmod(0o777 & ~mask)
+    """chmod `folder` and its files to what mkdir and open() would have given them (0777 / 0666 minus
+    the process umask): mkdtemp makes the staging folder 0700 and safetensors writes its files 0600."""
+    from kit.env import follow_umask
+
+    follow_umask(folder)
 
 
 def _check_target(export_dir: Path, adapter_dir: Path, overwrite: bool) -> None:
@@ -349,7 +349,6 @@ def _write_folder(export_dir: Path, merged, tokenizer, config: ExportConfig, tem
     move it to `export_dir`. Returns the quantized copy's logit difference (None without one)."""
     export_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}.partial-", dir=export_dir.parent))
-    _follow_umask(tmp)  # mkdtemp makes it 0700; the export folder gets the usual permissions
     quantized_diff = None
     try:
         from kit import marker
@@ -366,6 +365,7 @@ def _write_folder(export_dir: Path, merged, tokenizer, config: ExportConfig, tem
             text = (kit_ollama.modelfile(template, tokenizer, source=".", stop_words=words) if template is not None
                     else ollama_modelfile(tokenizer, _default_system(template, tokenizer), words))
             (tmp / "Modelfile").write_text(text)
+        _follow_umask(tmp)  # the export folder and its files get the usual permissions, not 0700 / 0600
         if export_dir.exists():
             shutil.rmtree(export_dir) if export_dir.is_dir() else export_dir.unlink()
         tmp.rename(export_dir)

@@ -216,6 +216,7 @@ def _convert_gguf(gguf_path: Path, folder: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         write_manifest(tmp, source=BUILTIN_PACKAGE, gguf_sha256=BUILTIN_SHA256)
+        env.follow_umask(tmp)  # readable by others as the umask allows (a teacher's shared KIT_CACHE_DIR)
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)

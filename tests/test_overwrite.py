@@ -86,11 +86,20 @@ def test_merge_and_save_overwrite_refuses_a_folder_the_kit_did_not_make(tmp_path
 def test_export_folder_permissions_follow_the_umask(tmp_path):
     import os
     import tempfile
+    from pathlib import Path
 
-    folder = tempfile.mkdtemp(dir=tmp_path)  # 0700, as merge_and_save's staging folder is made
-    old = os.umask(0o022)
+    import safetensors.torch
+    import torch
+
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))  # 0700, as merge_and_save's staging folder is made
+    (folder / "shards").mkdir()
+    safetensors.torch.save_file({"w": torch.zeros(2)}, folder / "shards" / "model.safetensors")
+    assert (folder / "shards" / "model.safetensors").stat().st_mode & 0o777 == 0o600  # what safetensors does
+    old = os.umask(0o027)
     try:
-        export._follow_umask(__import__("pathlib").Path(folder))
+        export._follow_umask(folder)
     finally:
         os.umask(old)
-    assert os.stat(folder).st_mode & 0o777 == 0o755
+    assert folder.stat().st_mode & 0o777 == 0o750
+    assert (folder / "shards").stat().st_mode & 0o777 == 0o750
+    assert (folder / "shards" / "model.safetensors").stat().st_mode & 0o777 == 0o640

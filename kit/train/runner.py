@@ -347,6 +347,8 @@ def run(config: TrainConfig, *, overwrite_output_dir: bool | None = None, resume
         trainer.log_metrics("train", metrics)
         trainer.save_metrics("train", metrics)
     trainer.save_state()
+    if main:
+        env.follow_umask(out)  # safetensors writes adapters and checkpoints 0600; the run folder follows the umask
     history = list(trainer.state.log_history)
     if main and config.plot_loss and monitor.loss_series(history)["loss"]:
         monitor.plot_loss(history, out / monitor.PLOT_FILE, title=f"{config.stage} / {config.finetuning_type}")
