@@ -46,6 +46,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# the one-GPU reading a record is compared with (the single cell measured with the same trainer_args);
+# lesson 13 reads the file with the same function
+from kit.bench_records import single_gpu_baseline as single_baseline  # noqa: E402
+
 MODELS = ["Qwen2.5-0.5B", "Qwen2.5-1.5B"]
 METHODS = ["lora", "full"]
 MODES = {"single": 1, "ddp": 2, "fsdp": 2, "zero3": 2}
@@ -299,14 +303,6 @@ def summarize(records: list[dict]) -> str:
         lines.append(f"2-GPU cells: {len(errors)}, calculator |error| max {max(errors):.2f}%, "
                      f"within 5%: {sum(e <= 5 for e in errors)}/{len(errors)}")
     return "\n".join(lines)
-
-
-def single_baseline(records: list[dict], record: dict) -> dict | None:
-    """The one-GPU reading a record is compared with (kit.bench_records.single_gpu_baseline: the single
-    cell measured with the same trainer_args); lesson 13 reads the file with the same function."""
-    from kit.bench_records import single_gpu_baseline
-
-    return single_gpu_baseline(records, record)
 
 
 def write(records: list[dict], out: Path, meta: dict) -> None:

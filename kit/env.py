@@ -84,6 +84,13 @@ def work_dir() -> Path:
     return path
 
 
+def current_umask() -> int:
+    """The process umask (os.umask can only be read by setting it, so it is set back at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def follow_umask(path: str | os.PathLike) -> None:
     """Give `path` (a file, or a folder and everything in it) the permissions that open() and mkdir would
     have given it under the process umask: folders 0777 and files 0666 minus the umask.
@@ -91,8 +98,7 @@ def follow_umask(path: str | os.PathLike) -> None:
     The kit writes weights through safetensors, which creates its files 0600, and stages folders with
     mkdtemp (0700). On a shared lab machine (a teacher's shared KIT_CACHE_DIR, an export handed to a
     colleague) other users could then not read them. Only call it on what the kit itself wrote."""
-    mask = os.umask(0)
-    os.umask(mask)
+    mask = current_umask()
     path = Path(path)
     items = [path] + (sorted(path.rglob("*")) if path.is_dir() else [])
     for item in items:

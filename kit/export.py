@@ -199,14 +199,6 @@ def _default_system(template, tokenizer) -> str | None:
     return None
 
 
-def _follow_umask(folder: Path) -> None:
-    """chmod `folder` and its files to what mkdir and open() would have given them (0777 / 0666 minus
-    the process umask): mkdtemp makes the staging folder 0700 and safetensors writes its files 0600."""
-    from kit.env import follow_umask
-
-    follow_umask(folder)
-
-
 def _check_target(export_dir: Path, adapter_dir: Path, overwrite: bool) -> None:
     if export_dir.exists() and (not export_dir.is_dir() or any(export_dir.iterdir())):
         if not overwrite:
@@ -365,7 +357,9 @@ def _write_folder(export_dir: Path, merged, tokenizer, config: ExportConfig, tem
             text = (kit_ollama.modelfile(template, tokenizer, source=".", stop_words=words) if template is not None
                     else ollama_modelfile(tokenizer, _default_system(template, tokenizer), words))
             (tmp / "Modelfile").write_text(text)
-        _follow_umask(tmp)  # the export folder and its files get the usual permissions, not 0700 / 0600
+        from kit.env import follow_umask
+
+        follow_umask(tmp)  # mkdtemp made it 0700 and safetensors its files 0600: the export gets the usual ones
         if export_dir.exists():
             shutil.rmtree(export_dir) if export_dir.is_dir() else export_dir.unlink()
         tmp.rename(export_dir)

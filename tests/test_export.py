@@ -2,12 +2,11 @@
 transformers and answers with the new identity; merged == adapter logits in fp32; the exported chat
 template reproduces the training encoding; existing folders and quantized bases are refused."""
 import json
-import os
 import shutil
 
 import pytest
 
-from kit import export, models, templates
+from kit import env, export, models, templates
 
 
 def identity_name() -> str:
@@ -101,8 +100,7 @@ def test_export_folder_contents(exported):
     assert "FROM ." in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile and "{{ .Content }}" in modelfile
     assert not list(folder.parent.glob(".merged.partial-*"))  # no half-written leftovers
     # safetensors writes its files 0600 and the staging folder is 0700: the export follows the umask
-    mask = os.umask(0)
-    os.umask(mask)
+    mask = env.current_umask()
     assert folder.stat().st_mode & 0o777 == 0o777 & ~mask
     modes = {f.name: oct(f.stat().st_mode & 0o777) for f in folder.iterdir()}
     assert set(modes.values()) == {oct(0o666 & ~mask)}, modes

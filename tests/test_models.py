@@ -197,8 +197,7 @@ def test_truncated_safetensors_is_detected_and_rebuilt(tmp_path):
     assert "Paris" in result.stdout
     assert models.cache_ok(folder, deep=True)
     assert (folder / "model.safetensors").stat().st_size == (models.builtin_dir() / "model.safetensors").stat().st_size
-    mask = os.umask(0)
-    os.umask(mask)  # a teacher's shared KIT_CACHE_DIR: readable as the umask allows, not 0700 / 0600
+    mask = env.current_umask()  # a teacher's shared KIT_CACHE_DIR: readable as the umask allows, not 0700 / 0600
     assert oct(folder.stat().st_mode & 0o777) == oct(0o777 & ~mask)
     assert oct((folder / "model.safetensors").stat().st_mode & 0o777) == oct(0o666 & ~mask)
 

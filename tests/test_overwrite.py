@@ -97,7 +97,7 @@ def test_export_folder_permissions_follow_the_umask(tmp_path):
     assert (folder / "shards" / "model.safetensors").stat().st_mode & 0o777 == 0o600  # what safetensors does
     old = os.umask(0o027)
     try:
-        export._follow_umask(folder)
+        env.follow_umask(folder)  # what merge_and_save applies to its staging folder
     finally:
         os.umask(old)
     assert folder.stat().st_mode & 0o777 == 0o750

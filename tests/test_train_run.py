@@ -1,6 +1,5 @@
 """Stopping and reusing runs: Ctrl-C, the abort flag, ensure_run. (Each method, abort + resume with
 matching losses and the CLI are in tests/test_train.py.)"""
-import os
 import threading
 
 import pytest
@@ -44,8 +43,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
         run(config)  # never overwritten without the flag
     resumed = run(config, resume=True)
     assert resumed.global_step == 3 and not resumed.interrupted
-    mask = os.umask(0)
-    os.umask(mask)
+    mask = env.current_umask()
     written = sorted((tmp_path / "broken").rglob("*.safetensors"))  # the adapter and its checkpoints
     assert len(written) >= 2 and {oct(f.stat().st_mode & 0o777) for f in written} == {oct(0o666 & ~mask)}, \
         [(str(f), oct(f.stat().st_mode)) for f in written]  # safetensors writes 0600; the run follows the umask
